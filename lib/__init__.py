@@ -1,0 +1,30 @@
+"""Deepfake-detection competition kit: the library the notebooks import.
+
+Modules, one concern each:
+    paths        every folder the kit reads or writes
+    errors       ParameterError, MediaError, ModelLoadError
+    registry     name -> function registries that fail loudly on unknown names
+    media        list the media files of a flat data folder
+    frames       sample and read frames from videos and images
+    faces        face detectors, the crop every stage uses
+    tta          test-time augmentation views
+    aggregate    per-file score from per-frame scores
+    models       load Hugging Face image classifiers, batched inference
+    backbones    offline EfficientNet-Lite0 (ImageNet) as a Hugging Face model
+    cache        on-disk crop cache keyed by file content and preprocessing settings
+    pipeline     preprocess files into cached crops, predict files from crops
+    submission   write and validate submission.csv
+    metrics      macro F1, confusion matrix, per-source figures, inverted-label check
+    experiments  run records and EXPERIMENTS.md
+    sample       the generated, labelled sample set
+    demo_model   the offline demo detector (EfficientNet-Lite0 features + logistic regression)
+
+Submodules are imported explicitly (``from lib import frames``) so that importing ``lib`` stays cheap.
+"""
+
+import warnings
+
+__version__ = "0.1.0"
+
+# tqdm.auto falls back to text bars when ipywidgets is absent (papermill runs); that is fine and needs no warning.
+warnings.filterwarnings("ignore", message="IProgress not found")

@@ -1,0 +1,74 @@
+"""Local validation: macro F1 (fake = 1), confusion matrix, per-source figures and an inverted-label alarm."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import confusion_matrix, f1_score, roc_auc_score
+
+from .errors import ParameterError
+
+INVERSION_GAP = 0.2  # flipped predictions this much better in macro F1 → the labels look inverted
+
+
+def read_labels(path: Path) -> pd.DataFrame:
+    """A labels.csv with at least ``filename,label`` (label 0 = real, 1 = fake)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError("labels", str(path), "a CSV with columns filename,label (or '' for none)", why="no such file")
+    df = pd.read_csv(path, dtype={"filename": str}, keep_default_na=False)
+    missing = {"filename", "label"} - set(df.columns)
+    if missing:
+        raise ParameterError("labels", str(path), "a CSV with columns filename,label", why=f"missing columns {sorted(missing)}")
+    if not df["label"].astype(str).isin(["0", "1"]).all():
+        raise ParameterError("labels", str(path), "labels 0 (real) and 1 (fake)", why="other label values found")
+    return df.assign(label=df["label"].astype(int))
+
+
+def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Macro F1 over both classes, as the competition scores it."""
+    return float(f1_score(y_true, y_pred, average="macro", labels=[0, 1], zero_division=0))
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> list[list[int]]:
+    """[[true real→real, real→fake], [fake→real, fake→fake]]."""
+    return confusion_matrix(y_true, y_pred, labels=[0, 1]).tolist()
+
+
+def _scores(y: np.ndarray, pred: np.ndarray, prob: np.ndarray) -> dict[str, Any]:
+    both = len(set(y.tolist())) == 2
+    return {"n": int(len(y)), "macro_f1": macro_f1(y, pred), "accuracy": float(np.mean(y == pred)) if len(y) else None,
+            "auc": float(roc_auc_score(y, prob)) if both else None, "confusion": confusion(y, pred),
+            "fake_share_true": float(np.mean(y)) if len(y) else None, "fake_share_pred": float(np.mean(pred)) if len(y) else None}
+
+
+def evaluate(predictions: pd.DataFrame, labels: pd.DataFrame) -> dict[str, Any]:
+    """Metrics of ``predictions`` (filename, prob_fake, label) against ``labels``; per source when there is a column."""
+    df = predictions.merge(labels.rename(columns={"label": "truth"}), on="filename", how="inner")
+    y, pred, prob = df["truth"].to_numpy(), df["label"].to_numpy(), df["prob_fake"].to_numpy()
+    out = _scores(y, pred, prob)
+    out["unlabelled_files"] = sorted(set(predictions["filename"]) - set(labels["filename"]))
+    out["flipped_macro_f1"] = macro_f1(y, 1 - pred)
+    out["labels_look_inverted"] = bool(out["flipped_macro_f1"] - out["macro_f1"] > INVERSION_GAP)
+    if "source" in df.columns:
+        out["per_source"] = {str(s): _scores(g["truth"].to_numpy(), g["label"].to_numpy(), g["prob_fake"].to_numpy())
+                             for s, g in df.groupby("source")}
+    if out["labels_look_inverted"]:
+        warnings.warn(inversion_message(out), stacklevel=2)
+    return out
+
+
+def inversion_message(m: dict[str, Any]) -> str:
+    return ("LABELS LOOK INVERTED: macro F1 of the flipped predictions is "
+            f"{m['flipped_macro_f1']:.3f} against {m['macro_f1']:.3f}. Check the model's id2label and the labels file "
+            "before submitting (fake must be 1).")
+
+
+def per_source_table(m: dict[str, Any]) -> pd.DataFrame:
+    """The per-source figures of ``evaluate`` as a table (empty when there is no source column)."""
+    rows = [{"source": s, **{k: v for k, v in d.items() if k != "confusion"}} for s, d in m.get("per_source", {}).items()]
+    return pd.DataFrame(rows)

@@ -1,0 +1,99 @@
+"""Notebook parameters: collect them, reject unknown names, and check every value before any work starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import aggregate, faces, tta
+from .cache import PrepSettings
+from .errors import ParameterError
+from .experiments import check_exp
+from .models import DEVICES, PRECISIONS, resolve_source
+from .paths import resolve
+from .pipeline import resolve_workers
+
+_LITERAL = (str, int, float, bool, type(None), list, tuple, dict)
+_IPYTHON = {"In", "Out", "get_ipython", "exit", "quit", "open"}
+
+_COMMON = ("data_dir", "model", "frames", "face_margin", "detect_width", "detector", "no_face", "workers", "cache_dir")
+PREPROCESS_KEYS = _COMMON + ("size",)
+INFER_KEYS = _COMMON + ("labels", "tta", "aggregate", "batch_size", "threshold", "fallback_prob", "device",
+                        "precision", "exp")
+ALL_KEYS = tuple(dict.fromkeys(PREPROCESS_KEYS + INFER_KEYS))
+
+
+def collect(namespace: dict[str, Any], allowed: tuple[str, ...], notebook: str) -> dict[str, Any]:
+    """The parameters defined in a notebook's namespace; an unknown name (a typo in ``-p``) is an error.
+
+    A name that belongs to another of the kit's notebooks (``tta`` given to preprocess.ipynb through a shared params
+    file) is ignored, with a note.
+    """
+    found = {k: v for k, v in namespace.items()
+             if not k.startswith("_") and k not in _IPYTHON and isinstance(v, _LITERAL)}
+    elsewhere = sorted(set(found) - set(allowed) & set(ALL_KEYS))
+    if elsewhere:
+        print(f"note: {notebook} ignores parameters of other notebooks: {', '.join(elsewhere)}")
+    unknown = sorted(set(found) - set(allowed) - set(ALL_KEYS))
+    if unknown:
+        raise ParameterError(unknown[0], found[unknown[0]], allowed, why=f"{notebook} has no such parameter")
+    missing = sorted(set(allowed) - set(found))
+    if missing:
+        raise ParameterError(missing[0], None, allowed, why=f"{notebook}'s parameters cell does not define it")
+    return {k: found[k] for k in allowed}
+
+
+def data_dir(value: str) -> Path:
+    """The data folder, which must exist (relative paths are taken from the project root)."""
+    p = Path(value).expanduser()
+    p = p if p.is_dir() else resolve(value)
+    if not value or not p.is_dir():
+        raise ParameterError("data_dir", value, "an existing flat folder of .jpg/.png/.mp4 files", why="no such folder")
+    return p.resolve()
+
+
+def optional_file(name: str, value: str) -> Path | None:
+    """An optional input file (empty string → None); a given path must exist."""
+    if not value:
+        return None
+    p = Path(value).expanduser()
+    p = p if p.is_file() else resolve(value)
+    if not p.is_file():
+        raise ParameterError(name, value, "an existing file, or '' for none", why="no such file")
+    return p.resolve()
+
+
+def prep_settings(p: dict[str, Any], size: int) -> PrepSettings:
+    """PrepSettings from the parameters (validated by PrepSettings itself)."""
+    return PrepSettings(frames=p["frames"], face_margin=float(p["face_margin"]), detect_width=p["detect_width"],
+                        detector=p["detector"], size=int(size), no_face=p["no_face"])
+
+
+def check_prep(p: dict[str, Any]) -> dict[str, Any]:
+    """Check the preprocessing parameters; returns resolved values (paths, workers)."""
+    faces.DETECTORS.get(p["detector"])
+    if p["no_face"] not in faces.NO_FACE:
+        raise ParameterError("no_face", p["no_face"], faces.NO_FACE)
+    prep_settings(p, 224)  # validates frames, margin, widths
+    if not isinstance(p.get("size", 0), int) or p.get("size", 0) < 0:
+        raise ParameterError("size", p["size"], "0 (the model's input size) or a positive integer")
+    return {"data_dir": data_dir(p["data_dir"]), "model": resolve_source(p["model"]),
+            "workers": resolve_workers(p["workers"]),
+            "cache_dir": (resolve(p["cache_dir"]) if p["cache_dir"] else None)}
+
+
+def check_infer(p: dict[str, Any]) -> dict[str, Any]:
+    """Check every infer parameter before any work starts; returns resolved values."""
+    out = check_prep(p)
+    tta.TTA.get(p["tta"])
+    aggregate.AGGREGATORS.get(p["aggregate"])
+    if p["device"] not in DEVICES:
+        raise ParameterError("device", p["device"], DEVICES)
+    if p["precision"] not in PRECISIONS:
+        raise ParameterError("precision", p["precision"], PRECISIONS)
+    if not isinstance(p["batch_size"], int) or p["batch_size"] < 1:
+        raise ParameterError("batch_size", p["batch_size"], "an integer ≥ 1 (crops per forward pass)")
+    for name in ("threshold", "fallback_prob"):
+        if not isinstance(p[name], (int, float)) or not 0.0 <= p[name] <= 1.0:
+            raise ParameterError(name, p[name], "a number in [0, 1]")
+    return {**out, "labels": optional_file("labels", p["labels"]), "exp": check_exp(p["exp"])}

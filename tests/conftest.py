@@ -1,0 +1,57 @@
+"""Shared fixtures: offline environment, tiny randomly initialised Hugging Face models, the real dev set if present."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import pytest  # noqa: E402
+
+SHARED_DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "dev"
+
+
+def make_tiny_vit(folder: Path, id2label: dict[int, str], size: int = 32, seed: int = 0) -> Path:
+    """Save a tiny random ViT image classifier (with its preprocessor config) to ``folder``."""
+    import torch
+    from transformers import ViTConfig, ViTForImageClassification
+
+    torch.manual_seed(seed)
+    cfg = ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, image_size=size,
+                    patch_size=8, num_labels=len(id2label), id2label=id2label,
+                    label2id={v: k for k, v in id2label.items()})
+    ViTForImageClassification(cfg).save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_text(json.dumps({
+        "image_processor_type": "ViTImageProcessor", "do_resize": True, "size": {"height": size, "width": size},
+        "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
+        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_vit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random ViT with the baseline's label order {0: Realism, 1: Deepfake}."""
+    return make_tiny_vit(tmp_path_factory.mktemp("tiny-vit"), {0: "Realism", 1: "Deepfake"})
+
+
+@pytest.fixture(scope="session")
+def tiny_vit_reversed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same kind of model with the other label order {0: Fake, 1: Real}."""
+    return make_tiny_vit(tmp_path_factory.mktemp("tiny-vit-rev"), {0: "Fake", 1: "Real"})
+
+
+@pytest.fixture()
+def shared_dev() -> Path:
+    """The real dev set in ../shared/data/dev; the test is skipped when it is absent."""
+    if not (SHARED_DEV / "labels.csv").is_file():
+        pytest.skip("../shared/data/dev is not present")
+    return SHARED_DEV
+
+
+# tests import the media factory next to them as a plain module
+import sys  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lib import cache, pipeline
+from lib.cache import PrepSettings
+from lib.errors import ParameterError
+
+
+def test_prep_settings_reject_bad_values():
+    with pytest.raises(ParameterError, match="frames=0"):
+        PrepSettings(frames=0)
+    with pytest.raises(ParameterError, match="no_face='blur'.*skip, center_crop, full_frame"):
+        PrepSettings(no_face="blur")
+    with pytest.raises(ParameterError, match="detector='yolo'"):
+        PrepSettings(detector="yolo")
+
+
+def test_cache_key_changes_with_content_and_settings(tmp_path):
+    f = tmp_path / "a.jpg"
+    f.write_bytes(b"one")
+    k1 = cache.entry_key(f, PrepSettings(frames=10))
+    assert k1 == cache.entry_key(f, PrepSettings(frames=10))
+    assert k1 != cache.entry_key(f, PrepSettings(frames=11))
+    f.write_bytes(b"two")
+    assert k1 != cache.entry_key(f, PrepSettings(frames=10))
+
+
+def test_cache_roundtrip(tmp_path):
+    entry = cache.CropEntry(np.full((2, 8, 8, 3), 7, np.uint8), {"faces_found": 2, "note": "ok"})
+    cache.save(tmp_path, "ab" * 32, entry)
+    assert cache.load_meta(tmp_path, "ab" * 32) == {"faces_found": 2, "note": "ok"}
+    np.testing.assert_array_equal(cache.load(tmp_path, "ab" * 32).crops, entry.crops)
+    assert cache.load_meta(tmp_path, "cd" * 32) is None
+
+
+def test_batches_are_fixed_size_and_keep_owners():
+    stream = [(0, np.zeros((5, 1))), (1, np.ones((2, 1))), (2, np.full((6, 1), 2.0))]
+    out = list(pipeline._batches(iter(stream), 4))
+    assert [len(b) for b, _ in out] == [4, 4, 4, 1]
+    owners = [o for _, os_ in out for o in os_]
+    counts = {}
+    for owner, n in owners:
+        counts[owner] = counts.get(owner, 0) + n
+    assert counts == {0: 5, 1: 2, 2: 6}
+    flat = np.concatenate([b for b, _ in out]).ravel()
+    np.testing.assert_array_equal(flat, [0] * 5 + [1] * 2 + [2] * 6)
+
+
+def test_file_predictions_fallbacks():
+    metas = [
+        {"filename": "ok.mp4", "kind": "video", "frames_read": 4, "faces_found": 4, "n_crops": 4, "key": "k"},
+        {"filename": "partial.mp4", "kind": "video", "frames_read": 4, "faces_found": 3, "n_crops": 3, "key": "k"},
+        {"filename": "noface.jpg", "kind": "image", "frames_read": 1, "faces_found": 0, "n_crops": 0, "key": "k"},
+        {"filename": "broken.mp4", "kind": "video", "frames_read": 0, "faces_found": 0, "n_crops": 0, "key": "k",
+         "error": "zero-byte file"},
+    ]
+    probs = {0: np.array([0.9, 0.8, 0.7, 0.6]), 1: np.array([0.1, 0.2, 0.3])}
+    df = pipeline.file_predictions(metas, probs, "mean", 0.5, fallback_prob=0.25, no_face="skip")
+    assert df["label"].tolist() == [1, 0, 0, 0]
+    assert df["prob_fake"].tolist() == pytest.approx([0.75, 0.2, 0.25, 0.25])
+    assert df["fallback"].tolist() == ["", "no_face:skip", "fallback_prob", "fallback_prob"]
+    assert df.loc[3, "reason"] == "zero-byte file" and "no face in any of 1" in df.loc[2, "reason"]
+    summary = pipeline.summarize(df)
+    assert summary["fallback_files"] == 3 and summary["fallbacks"]["fallback_prob"] == 2
+
+
+def test_workers_parameter():
+    assert pipeline.resolve_workers(-1) >= 1
+    assert pipeline.resolve_workers(0) == 0
+    with pytest.raises(ParameterError, match="workers=-3"):
+        pipeline.resolve_workers(-3)
