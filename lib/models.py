@@ -153,15 +153,20 @@ def load_model(model: str, device: str = "auto", precision: str = "auto") -> Loa
     return lm
 
 
+def pixels(crops: np.ndarray, data: dict[str, Any], device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 crops (N, S, S, 3) RGB → float NCHW tensor on ``device``, rescaled and normalised as ``data`` says."""
+    x = torch.from_numpy(np.ascontiguousarray(crops)).to(device, non_blocking=True)
+    x = x.permute(0, 3, 1, 2).float().mul_(data["rescale"])
+    mean = torch.tensor(data["mean"], device=device, dtype=x.dtype).view(1, 3, 1, 1)
+    std = torch.tensor(data["std"], device=device, dtype=x.dtype).view(1, 3, 1, 1)
+    return x.sub_(mean).div_(std)
+
+
 def to_pixels(crops: np.ndarray, lm: LoadedModel) -> torch.Tensor:
-    """uint8 crops (N, S, S, 3) RGB → normalised float NCHW tensor on the model's device."""
+    """uint8 crops (N, S, S, 3) RGB → the model's normalised input on its device."""
     if crops.shape[1:3] != (lm.size, lm.size):
         raise ValueError(f"crops are {crops.shape[1:3]}, the model expects {lm.size}×{lm.size}")
-    x = torch.from_numpy(np.ascontiguousarray(crops)).to(lm.device, non_blocking=True)
-    x = x.permute(0, 3, 1, 2).float().mul_(lm.data["rescale"])
-    mean = torch.tensor(lm.data["mean"], device=lm.device).view(1, 3, 1, 1)
-    std = torch.tensor(lm.data["std"], device=lm.device).view(1, 3, 1, 1)
-    return x.sub_(mean).div_(std)
+    return pixels(crops, lm.data, lm.device)
 
 
 def predict_crops(lm: LoadedModel, crops: np.ndarray) -> np.ndarray:
