@@ -6,8 +6,12 @@ import json
 import os
 from pathlib import Path
 
+import tempfile
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Tests never write runs, EXPERIMENTS.md or crop caches into the project: lib.paths reads this at import.
+os.environ["KIT_WORKDIR"] = tempfile.mkdtemp(prefix="kit-tests-")
 
 import pytest  # noqa: E402
 
