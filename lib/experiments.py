@@ -4,11 +4,15 @@ Command line:
     python -m lib.experiments score exp003 0.5600            # record a public score
     python -m lib.experiments score exp003 0.5712 --private  # record a private score
     python -m lib.experiments rebuild                        # regenerate EXPERIMENTS.md from the records
+    python -m lib.experiments submitted exp003               # mark a run as submitted (before its score is known)
+    python -m lib.experiments check exp003                   # is its submission.csv a copy of one already scored?
+    python -m lib.experiments plot                           # local macro F1 against public score, as a PNG
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -31,6 +35,9 @@ from .errors import ParameterError
 from .paths import EXPERIMENTS_MD, ROOT, SUBMISSIONS
 
 RECORD = "run.json"
+SUBMISSION = "submission.csv"
+_NOT_PARAMETERS = ("exp", "workers", "cache_dir", "device")  # knobs that do not change a run's predictions
+_DIFF_SHOWN = 4  # parameter changes named in the "changed" column before "+n more"
 _EXP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 _VERSIONED = ("torch", "transformers", "numpy", "cv2", "dlib", "pandas", "sklearn", "PIL", "papermill")
 
@@ -86,13 +93,16 @@ def check_exp(exp: str) -> str:
     return exp
 
 
-def run_dir(exp: str, root: Path = SUBMISSIONS) -> Path:
-    """``submissions/<exp>/``; refuses to overwrite a run that already has a recorded score."""
+def run_dir(exp: str, root: Path = SUBMISSIONS, kind: str = "") -> Path:
+    """``submissions/<exp>/``; refuses to overwrite a run that has a recorded score, or a run of another kind."""
     d = Path(root) / exp
     old = read_record(d)
     if old and old.get("scores"):
         raise ParameterError("exp", exp, "a new experiment name",
                              why=f"{d} already holds a scored run ({old['scores']}); its record would be lost")
+    if old and kind and old.get("kind") != kind:
+        raise ParameterError("exp", exp, "a new experiment name",
+                             why=f"{d} holds a run of kind {old.get('kind')!r}; a {kind!r} run would replace its record")
     d.mkdir(parents=True, exist_ok=True)
     return d
 
@@ -102,7 +112,7 @@ class Run:
 
     def __init__(self, kind: str, exp: str, params: dict[str, Any], root: Path = SUBMISSIONS):
         self.root = Path(root)
-        self.dir = run_dir(exp, self.root)
+        self.dir = run_dir(exp, self.root, kind)
         self.t0 = time.time()
         self.record: dict[str, Any] = {"exp": exp, "kind": kind, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                        "params": dict(params), "git": git_info(), "timings": {}, "scores": {}}
@@ -125,6 +135,8 @@ class Run:
         """Write ``run.json`` (with versions, peak memory and total time) and regenerate EXPERIMENTS.md."""
         self.record.update(fields)
         self.record["timings"]["total_s"] = time.time() - self.t0
+        if (self.dir / SUBMISSION).is_file():
+            self.record["submission_labels_sha256"] = submission_fingerprint(self.dir / SUBMISSION)
         self.record.update(versions=versions(), memory=peak_memory(),
                            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         path = self.dir / RECORD
@@ -150,26 +162,74 @@ def _fmt(x: Any, digits: int = 4) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
-def _row(r: dict[str, Any]) -> list[str]:
+def _model_name(r: dict[str, Any]) -> str:
+    """The run's model; for an ensemble, the models of its inputs."""
+    models = r.get("models")
+    return " + ".join(map(str, models)) if models else str(r.get("params", {}).get("model", ""))
+
+
+def _row(r: dict[str, Any], changed: str = "") -> list[str]:
     p, m, s = r.get("params", {}), r.get("metrics") or {}, r.get("scores", {})
     minutes = r.get("timings", {}).get("total_s")
-    return [r["exp"], r.get("started", "")[:16].replace("T", " "), r.get("kind", ""), str(p.get("model", "")),
+    return [r["exp"], r.get("started", "")[:16].replace("T", " "), r.get("kind", ""), _model_name(r),
             _fmt(p.get("frames")), _fmt(p.get("tta")), _fmt(p.get("aggregate")), _fmt(m.get("macro_f1")),
             f"{minutes / 60:.1f} min" if minutes is not None else "", _fmt(s.get("public")), _fmt(s.get("private")),
-            str(r.get("counts", {}).get("fallback_files", ""))]
+            str(r.get("counts", {}).get("fallback_files", "")), changed]
 
 
 HEADER = ["exp", "date (UTC)", "kind", "model", "frames", "tta", "aggregate", "local F1", "runtime", "public",
-          "private", "fallbacks"]
+          "private", "fallbacks", "changed vs best earlier run"]
+
+
+def _merit(r: dict[str, Any]) -> tuple[int, float] | None:
+    """How good a run looked: (1, public score) when scored, else (0, local macro F1); None when neither is known."""
+    public = (r.get("scores") or {}).get("public")
+    if public is not None:
+        return 1, float(public)
+    f1 = (r.get("metrics") or {}).get("macro_f1")
+    return (0, float(f1)) if f1 is not None else None
+
+
+def best_before(records: list[dict[str, Any]], i: int) -> dict[str, Any] | None:
+    """The best of ``records[:i]``: highest public score if any earlier run has one, else highest local macro F1."""
+    rated = [(m, k, r) for k, r in enumerate(records[:i]) if (m := _merit(r)) is not None]
+    return max(rated, key=lambda t: (t[0], t[1]))[2] if rated else None
+
+
+def param_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``name old→new`` for every parameter that differs (run names, workers, cache and device left out)."""
+    keys = [k for k in dict.fromkeys([*old, *new]) if k not in _NOT_PARAMETERS]
+    return [f"{k} {_shown(old.get(k, '–'))}→{_shown(new.get(k, '–'))}" for k in keys if old.get(k, "–") != new.get(k, "–")]
+
+
+def _shown(value: Any) -> str:
+    """A parameter value as the "changed" column writes it ('' for an empty string)."""
+    return _fmt(value, 3) if value != "" else "''"
+
+
+def changed_text(records: list[dict[str, Any]], i: int) -> str:
+    """The EXPERIMENTS.md cell naming what changed in ``records[i]`` from the best earlier run."""
+    best = best_before(records, i)
+    if best is None:
+        return ""
+    r = records[i]
+    diff = param_diff(best.get("params", {}), r.get("params", {}))
+    if best.get("kind") != r.get("kind"):
+        diff.insert(0, f"kind {best.get('kind')}→{r.get('kind')}")
+    shown = ", ".join(diff[:_DIFF_SHOWN]) + (f", +{len(diff) - _DIFF_SHOWN} more" if len(diff) > _DIFF_SHOWN else "")
+    return f"vs {best['exp']}: {shown or 'same parameters'}"
 
 
 def render_table(records: list[dict[str, Any]]) -> str:
     """EXPERIMENTS.md's text for ``records``."""
     lines = ["# Experiments", "",
              "Generated from `submissions/*/run.json` by `python -m lib.experiments rebuild`; do not edit by hand.",
-             "Record a leaderboard score with `python -m lib.experiments score <exp> <score> [--private]`.", "",
+             "Record a leaderboard score with `python -m lib.experiments score <exp> <score> [--private]`.",
+             "\"changed\" names the parameters that differ from the best earlier run (public score when one is "
+             "recorded, else local F1).", "",
              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _row(r)) + " |" for r in records]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in _row(r, changed_text(records, i))) + " |"
+              for i, r in enumerate(records)]
     return "\n".join(lines) + "\n"
 
 
@@ -185,16 +245,123 @@ def record_score(exp: str, score: float, which: str = "public", root: Path = SUB
     """Add a leaderboard score to a run's record and regenerate EXPERIMENTS.md."""
     if not 0.0 <= score <= 1.0:
         raise ParameterError("score", score, "a number in [0, 1]")
+    return _update_scores(exp, {which: score}, which, root)
+
+
+def mark_submitted(exp: str, root: Path = SUBMISSIONS) -> Path:
+    """Record that a run's submission was sent (its score not known yet); the run folder is then protected."""
+    return _update_scores(exp, {}, "submitted", root)
+
+
+def _update_scores(exp: str, values: dict[str, Any], stamp: str, root: Path) -> Path:
+    """Merge ``values`` and a ``<stamp>_recorded`` time into a run's ``scores``; regenerate EXPERIMENTS.md."""
     d = Path(root) / exp
     with FileLock(str(Path(root) / ".experiments.lock")):
         rec = read_record(d)
         if rec is None:
             known = [r["exp"] for r in read_records(root)]
             raise ParameterError("exp", exp, known or "no runs recorded yet", why=f"no {RECORD} in {d}")
-        rec.setdefault("scores", {})[which] = score
-        rec["scores"][f"{which}_recorded"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        rec.setdefault("scores", {}).update(values)
+        rec["scores"][f"{stamp}_recorded"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         _atomic_write(d / RECORD, json.dumps(rec, indent=2, default=str))
     return rebuild_table(root)
+
+
+def submission_fingerprint(path: Path) -> str:
+    """SHA-256 of a submission's content: its filename→label pairs sorted by name (row order and format ignored)."""
+    import pandas as pd
+
+    df = pd.read_csv(path, dtype={"filename": str}, keep_default_na=False)
+    pairs = sorted(zip(df["filename"].astype(str), df["label"].astype(int)))
+    return hashlib.sha256("".join(f"{n}\t{y}\n" for n, y in pairs).encode("utf-8")).hexdigest()
+
+
+def _fingerprint_of(rec: dict[str, Any], root: Path) -> str | None:
+    """A recorded run's submission fingerprint, from its submission.csv when it is still there."""
+    path = Path(root) / rec["exp"] / SUBMISSION
+    return submission_fingerprint(path) if path.is_file() else rec.get("submission_labels_sha256")
+
+
+def duplicate_submissions(path: Path, root: Path = SUBMISSIONS, exclude: str = "") -> list[dict[str, Any]]:
+    """The other runs whose submission has the same labels as ``path``, each with whether it was scored or sent."""
+    path, fp = Path(path), submission_fingerprint(path)
+    raw = hashlib.sha256(path.read_bytes()).hexdigest()
+    out = []
+    for rec in read_records(root):
+        if rec["exp"] == exclude:
+            continue
+        if _fingerprint_of(rec, root) == fp or rec.get("submission_sha256") == raw:
+            scores = rec.get("scores") or {}
+            out.append({"exp": rec["exp"], "kind": rec.get("kind"), "public": scores.get("public"),
+                        "submitted": bool(scores.get("public") is not None or scores.get("private") is not None
+                                          or scores.get("submitted_recorded"))})
+    return out
+
+
+def check_duplicate(run_dir: Path, root: Path | None = None) -> list[dict[str, Any]]:
+    """Warn when a run's submission.csv has the same labels as one already scored or submitted; returns all copies."""
+    run_dir = Path(run_dir)
+    root = Path(root) if root else run_dir.parent
+    path = run_dir / SUBMISSION
+    if not path.is_file():
+        print(f"{run_dir.name}: no {SUBMISSION} to check")
+        return []
+    dups = duplicate_submissions(path, root, exclude=run_dir.name)
+    sent = [d for d in dups if d["submitted"]]
+    if sent:
+        names = ", ".join(f"{d['exp']} (public {_fmt(d['public']) or 'not yet known'})" for d in sent)
+        msg = f"DUPLICATE SUBMISSION: {path} has the same labels as {names}; submitting it again spends a slot for nothing"
+        print("!" * 80 + "\n" + msg + "\n" + "!" * 80)
+        warnings.warn(msg, stacklevel=2)
+    elif dups:
+        print(f"note: same labels as unsubmitted run(s) {', '.join(d['exp'] for d in dups)}")
+    else:
+        print(f"{run_dir.name}: submission labels differ from every other recorded run")
+    return dups
+
+
+def plot_scores(records: list[dict[str, Any]]):  # -> matplotlib Figure
+    """Local macro F1 against public (and private) score per run: does local validation predict the leaderboard?"""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    pts = [(r["exp"], (r.get("metrics") or {}).get("macro_f1"), r.get("scores") or {}) for r in records]
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    for which, marker in (("public", "o"), ("private", "s")):
+        xy = [(e, f, s[which]) for e, f, s in pts if f is not None and s.get(which) is not None]
+        if xy:
+            ax.scatter([f for _, f, _ in xy], [v for *_, v in xy], marker=marker, label=which)
+            for e, f, v in xy:
+                ax.annotate(e, (f, v), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    both = [(f, s["public"]) for _, f, s in pts if f is not None and s.get("public") is not None]
+    title = f"{len(both)} runs with a local F1 and a public score"
+    if len(both) >= 3:
+        title += f"; Spearman r = {_spearman(*map(np.asarray, zip(*both))):.2f}"
+    ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--")
+    ax.set(xlabel="local macro F1", ylabel="leaderboard macro F1", title=title, xlim=(0, 1), ylim=(0, 1))
+    ax.title.set_fontsize(9)
+    if both:
+        ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def _spearman(x: Any, y: Any) -> float:
+    """Spearman rank correlation (ties averaged)."""
+    import pandas as pd
+
+    return float(pd.Series(x).rank().corr(pd.Series(y).rank()))
+
+
+def save_score_plot(root: Path = SUBMISSIONS, out: Path | None = None) -> Path:
+    """Write the local-vs-public plot of every run under ``root`` as a PNG (next to EXPERIMENTS.md by default)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out = Path(out) if out else (EXPERIMENTS_MD.parent if Path(root) == SUBMISSIONS else Path(root)) / "local_vs_public.png"
+    fig = plot_scores(read_records(root))
+    fig.savefig(out, dpi=120)
+    return out
 
 
 def _parent_notebook_paths() -> list[Path]:
@@ -232,15 +399,25 @@ def main(argv: list[str] | None = None) -> None:
     sc.add_argument("exp")
     sc.add_argument("score", type=float)
     sc.add_argument("--private", action="store_true", help="the private leaderboard's score")
+    sub.add_parser("submitted", help="mark a run as submitted (score not known yet)").add_argument("exp")
+    sub.add_parser("check", help="exit 1 when a run's submission.csv repeats one already scored or submitted"
+                   ).add_argument("exp")
+    sub.add_parser("plot", help="PNG of local macro F1 against public score").add_argument("--out", type=Path)
     sub.add_parser("rebuild", help="regenerate EXPERIMENTS.md from submissions/*/run.json")
     ap.add_argument("--submissions", type=Path, default=SUBMISSIONS, help="folder of run folders (default: %(default)s)")
     args = ap.parse_args(argv)
     try:
-        path = (record_score(args.exp, args.score, "private" if args.private else "public", root=args.submissions)
-                if args.cmd == "score" else rebuild_table(args.submissions))
+        if args.cmd == "check":
+            dups = check_duplicate(args.submissions / args.exp, args.submissions)
+            sys.exit(1 if any(d["submitted"] for d in dups) else 0)
+        path = {"score": lambda: record_score(args.exp, args.score, "private" if args.private else "public",
+                                              root=args.submissions),
+                "submitted": lambda: mark_submitted(args.exp, args.submissions),
+                "plot": lambda: save_score_plot(args.submissions, args.out),
+                "rebuild": lambda: rebuild_table(args.submissions)}[args.cmd]()
     except ParameterError as e:
         ap.exit(2, f"error: {e}\n")
-    print(f"updated {path}")
+    print(f"{'wrote' if args.cmd == 'plot' else 'updated'} {path}")
 
 
 if __name__ == "__main__":
