@@ -21,6 +21,7 @@ from .media import media_kind
 from .paths import CROP_CACHE
 
 FALLBACK_PROB = "fallback_prob"  # the fallback a file with no usable crop gets
+FALLBACK_EXCEPTION = "exception"  # the same value, for a file whose preprocessing raised an unexpected exception
 
 
 def resolve_workers(workers: int) -> int:
@@ -66,10 +67,11 @@ def _summary(meta: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if k not in ("boxes",)}
 
 
-def _failed(path: Path, reason: str) -> dict[str, Any]:
-    """Metadata of a file whose preprocessing failed unexpectedly (not cached, so a rerun tries again)."""
+def _failed(path: Path, reason: str, exception: bool = False) -> dict[str, Any]:
+    """Metadata of a file whose preprocessing failed (not cached, so a rerun tries again)."""
     return {"filename": path.name, "kind": media_kind(path), "key": None, "cached": False, "n_crops": 0,
-            "frames_read": 0, "faces_found": 0, "error": reason, "note": "", "decode_s": 0.0, "detect_s": 0.0}
+            "frames_read": 0, "faces_found": 0, "error": reason, "exception": exception, "note": "",
+            "decode_s": 0.0, "detect_s": 0.0}
 
 
 def _prepare_cached(job: tuple[Path, PrepSettings, Path]) -> dict[str, Any]:
@@ -86,7 +88,7 @@ def _prepare_cached(job: tuple[Path, PrepSettings, Path]) -> dict[str, Any]:
     try:
         entry = prepare_file(path, prep)
     except Exception as e:  # one broken file never aborts a run: recorded as its fallback reason, not cached
-        return _failed(path, f"{type(e).__name__}: {e}")
+        return _failed(path, f"{type(e).__name__}: {e}", exception=True)
     entry.meta["n_crops"] = len(entry.crops)
     cache.save(cache_dir, key, entry)
     return {**_summary(entry.meta), "key": key, "cached": False}
@@ -185,6 +187,8 @@ def predict_frames(lm: Any, metas: list[dict[str, Any]], tta_name: str = "none",
 def _fallback(meta: dict[str, Any], no_face: str, has_probs: bool) -> tuple[str, str]:
     """The fallback a file needed and why ("" when none)."""
     read, found = meta.get("frames_read", 0), meta.get("faces_found", 0)
+    if meta.get("exception"):  # a bug or an unforeseen input, not a known kind of bad file
+        return FALLBACK_EXCEPTION, meta["error"]
     if meta.get("error"):
         return FALLBACK_PROB, meta["error"]
     if not has_probs:
@@ -211,6 +215,42 @@ def file_predictions(metas: list[dict[str, Any]], frame_probs: dict[int, np.ndar
                      "crops": int(m.get("n_crops", 0)), "fallback": fallback, "reason": reason,
                      "note": m.get("note", "")})
     return pd.DataFrame(rows)
+
+
+def _entries_bytes(metas: list[dict[str, Any]], cache_dir: Path) -> int:
+    return sum(cache.entry_path(cache_dir, m["key"]).stat().st_size for m in metas
+               if m.get("key") and cache.entry_path(cache_dir, m["key"]).exists())
+
+
+def infer_files(files: list[Path], lm: Any, prep: PrepSettings, tta_name: str = "none", batch_size: int = 64,
+                cache_dir: Path | None = None, workers: int = -1, chunk_files: int = 0, keep_cache: bool = True,
+                progress: bool = True) -> tuple[list[dict[str, Any]], dict[int, np.ndarray], dict[str, float]]:
+    """Preprocess and predict ``files`` in chunks of ``chunk_files`` (0: one chunk); the same path for every run.
+
+    With ``keep_cache=False`` each chunk's cache entries are deleted once predicted, so the disk holds at most one
+    chunk of crops (the scoring server has a few GB of disk). Returns metas, per-frame probabilities and timings.
+    """
+    cache_dir = Path(cache_dir or CROP_CACHE)
+    step = chunk_files if chunk_files and chunk_files > 0 else max(1, len(files))
+    metas: list[dict[str, Any]] = []
+    probs: dict[int, np.ndarray] = {}
+    times = {"preprocess_s": 0.0, "predict_s": 0.0, "model_s": 0.0, "cache_peak_bytes": 0}
+    for start in range(0, len(files), step):
+        t0 = perf_counter()
+        chunk = preprocess(files[start:start + step], prep, cache_dir, workers, progress)
+        t1 = perf_counter()
+        chunk_probs, model_s = predict_frames(lm, chunk, tta_name, batch_size, cache_dir, progress)
+        times["preprocess_s"] += t1 - t0
+        times["predict_s"] += perf_counter() - t1
+        times["model_s"] += model_s
+        times["cache_peak_bytes"] = max(times["cache_peak_bytes"], _entries_bytes(chunk, cache_dir))
+        if not keep_cache:
+            for m in chunk:
+                if m.get("key"):
+                    cache.entry_path(cache_dir, m["key"]).unlink(missing_ok=True)
+        probs.update({start + i: p for i, p in chunk_probs.items()})
+        metas += chunk
+    return metas, probs, {**times, **stage_times(metas)}
 
 
 def labelled_crops(data_dir: Path, labels_csv: Path, prep: PrepSettings, workers: int = -1,
