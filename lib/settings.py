@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from . import aggregate, faces, tta
+from datetime import datetime
+
+from . import aggregate, ensemble, faces, tta
 from .cache import PrepSettings
 from .errors import ParameterError
 from .experiments import check_exp
@@ -20,7 +22,15 @@ _COMMON = ("data_dir", "model", "frames", "face_margin", "detect_width", "detect
 PREPROCESS_KEYS = _COMMON + ("size",)
 INFER_KEYS = _COMMON + ("labels", "tta", "aggregate", "batch_size", "threshold", "fallback_prob", "device",
                         "precision", "exp")
+# eda.ipynb and ensemble.ipynb are not run from an experiment's params file: their keys stay out of ALL_KEYS, so a
+# typo of one of them given to preprocess/infer still fails. eda.ipynb accepts an experiment's params file (the
+# detector settings it shares are the experiment's; the other keys are ignored with a note).
+EDA_KEYS = ("data_dir", "labels", "sample", "frames", "detector", "detect_width", "face_margin", "size", "seed",
+            "expected_exts", "expected_seconds", "exp")
+ENSEMBLE_KEYS = ("runs", "method", "weights", "threshold", "tune_threshold", "labels", "folds", "seed",
+                 "allow_model_ensemble", "exp")
 ALL_KEYS = tuple(dict.fromkeys(PREPROCESS_KEYS + INFER_KEYS))
+TASK_KEYS = INFER_KEYS + ("chunk_files", "model_name")  # the scoring-server bundle's task.ipynb (lib.kernel)
 
 
 def collect(namespace: dict[str, Any], allowed: tuple[str, ...], notebook: str) -> dict[str, Any]:
@@ -97,3 +107,57 @@ def check_infer(p: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(p[name], (int, float)) or not 0.0 <= p[name] <= 1.0:
             raise ParameterError(name, p[name], "a number in [0, 1]")
     return {**out, "labels": optional_file("labels", p["labels"]), "exp": check_exp(p["exp"])}
+
+
+def _positive_int(name: str, value: Any, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ParameterError(name, value, f"an integer ≥ 1 ({what})")
+
+
+def check_eda(p: dict[str, Any]) -> dict[str, Any]:
+    """Check every eda.ipynb parameter before any work starts; returns resolved values."""
+    _positive_int("sample", p["sample"], "files whose faces are surveyed")
+    PrepSettings(frames=p["frames"], face_margin=float(p["face_margin"]), detect_width=p["detect_width"],
+                 detector=p["detector"], size=p["size"] if isinstance(p["size"], int) and p["size"] > 0 else 224)
+    if isinstance(p["seed"], bool) or not isinstance(p["seed"], int):
+        raise ParameterError("seed", p["seed"], "an integer")
+    exts = tuple(e.strip().lower() for e in str(p["expected_exts"]).split(",") if e.strip())
+    if not exts or not all(e.startswith(".") for e in exts):
+        raise ParameterError("expected_exts", p["expected_exts"], "comma-separated extensions such as '.jpg,.png,.mp4'")
+    if not isinstance(p["expected_seconds"], (int, float)) or p["expected_seconds"] <= 0:
+        raise ParameterError("expected_seconds", p["expected_seconds"], "a positive number of seconds")
+    exp = check_exp(p["exp"] or datetime.now().strftime("eda-%Y%m%d-%H%M%S"))
+    return {"data_dir": data_dir(p["data_dir"]), "labels": optional_file("labels", p["labels"]),
+            "size": p["size"] or 224, "extensions": exts, "exp": exp}
+
+
+def check_ensemble(p: dict[str, Any]) -> dict[str, Any]:
+    """Check every ensemble.ipynb parameter before any work starts; returns resolved values."""
+    exps = ensemble.parse_runs(p["runs"])
+    ensemble.ENSEMBLES.get(p["method"])
+    weights = ensemble.parse_weights(p["weights"], len(exps))
+    if weights is not None and p["method"] != "weighted":
+        raise ParameterError("weights", p["weights"], "'' unless method is 'weighted'")
+    if not isinstance(p["threshold"], (int, float)) or not 0.0 <= p["threshold"] <= 1.0:
+        raise ParameterError("threshold", p["threshold"], "a number in [0, 1]")
+    for name in ("tune_threshold", "allow_model_ensemble"):
+        if not isinstance(p[name], bool):
+            raise ParameterError(name, p[name], "True, False")
+    _positive_int("folds", p["folds"], "cross-validation folds")
+    if isinstance(p["seed"], bool) or not isinstance(p["seed"], int):
+        raise ParameterError("seed", p["seed"], "an integer")
+    labels = optional_file("labels", p["labels"])
+    needs = "tune_threshold" if p["tune_threshold"] else "weights" if p["method"] == "weighted" and weights is None else ""
+    if needs and labels is None:
+        raise ParameterError(needs, p[needs], why="fitting weights or a threshold needs labels: give labels or "
+                             + ("weights" if needs == "weights" else "tune_threshold: False"))
+    return {"runs": exps, "weights": weights, "labels": labels, "exp": check_exp(p["exp"])}
+
+
+def check_task(p: dict[str, Any]) -> dict[str, Any]:
+    """Check the parameters of a scoring-server task.ipynb (infer's, plus chunking and the submission name)."""
+    if not isinstance(p["chunk_files"], int) or p["chunk_files"] < 0:
+        raise ParameterError("chunk_files", p["chunk_files"], "0 (one chunk) or a positive number of files")
+    if not isinstance(p["model_name"], str) or not p["model_name"]:
+        raise ParameterError("model_name", p["model_name"], "a non-empty name for the submission")
+    return check_infer(p)
