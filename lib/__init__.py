@@ -15,7 +15,9 @@ Modules, one concern each:
     pipeline     preprocess files into cached crops, predict files from crops
     submission   write and validate submission.csv
     metrics      macro F1, confusion matrix, per-source figures, inverted-label check
-    experiments  run records and EXPERIMENTS.md
+    experiments  run records, EXPERIMENTS.md, duplicate-submission check, local-vs-public plot
+    eda          what a data folder holds and how it compares with the competition's test set
+    ensemble     combine runs' predictions; cross-validated weight and threshold fits; the one-model rule
     sample       the generated, labelled sample set
     demo_model   the offline demo detector (EfficientNet-Lite0 features + logistic regression)
 
