@@ -218,6 +218,8 @@ def labelled(inp: Inputs, labels: pd.DataFrame) -> tuple[np.ndarray, np.ndarray,
     """Row indices of the labelled files, their labels, and their ``origin`` groups when the labels have them."""
     lab = labels.set_index("filename")
     rows = np.array([i for i, n in enumerate(inp.filenames) if n in lab.index], int)
+    if not len(rows):
+        raise ParameterError("labels", "", "a labels.csv naming the files the runs predicted", why="no file is labelled")
     names = [inp.filenames[i] for i in rows]
     groups = lab.loc[names, "origin"].astype(str).to_numpy() if "origin" in lab.columns else None
     return rows, lab.loc[names, "label"].to_numpy(int), groups

@@ -143,3 +143,14 @@ def test_ensemble_parameters_are_checked_before_any_work(tmp_path):
         settings.check_ensemble({**base, "method": "weighted"})
     with pytest.raises(ParameterError, match="weights='1'"):
         settings.check_ensemble({**base, "method": "weighted", "weights": "1"})
+
+
+def test_eda_on_the_real_dev_set(shared_dev):
+    from lib import eda, media, metrics
+
+    files = media.list_media(shared_dev / "media")
+    table = eda.inventory(files, metrics.read_labels(shared_dev / "labels.csv"), progress=False)
+    assert table["readable"].all() and table["label"].notna().all()
+    picked = [f for f in files if f.suffix in (".mp4", ".jpg")][:2]
+    survey, examples = eda.face_survey(picked, n_frames=2, progress=False)
+    assert eda.face_summary(survey)["detection_rate"] > 0.5 and len(examples) == 2
