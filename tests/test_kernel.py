@@ -1,0 +1,150 @@
+"""Scoring-server bundles: build, the static checks, and runs that must pass or fail the way the server would."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+from PIL import Image
+
+import media_factory as mf
+from lib import kernel
+from lib.errors import ModelLoadError, ParameterError
+
+KEY = "aif-test-key-0123456789"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("server-data")
+    mf.face_video(d / "clip.mp4", n_frames=8)
+    Image.fromarray(mf.face_image()).save(d / "face.jpg")
+    Image.fromarray(mf.face_image((240, 240))).save(d / "얼굴 사진.png")
+    (d / "empty.mp4").write_bytes(b"")
+    return d
+
+
+def _build(tmp_path: Path, model: Path, exp: str = "exp-k", **params) -> Path:
+    yaml_file = tmp_path / f"{exp}.yaml"
+    body = {"model": str(model), "frames": 3, "tta": "flip", "workers": 0, "batch_size": 5, **params}
+    yaml_file.write_text("\n".join(f"{k}: {json.dumps(v)}" for k, v in body.items()))
+    return kernel.build(exp, params_file=str(yaml_file), out_root=tmp_path / "kernels")
+
+
+def test_build_writes_a_self_contained_bundle(tmp_path, tiny_vit, monkeypatch):
+    monkeypatch.setenv(kernel.KEY_ENV, KEY)
+    bundle = _build(tmp_path, tiny_vit)
+    nb = nbformat.read(bundle / "task.ipynb", as_version=4)
+    tags = [t for c in nb.cells for t in c.metadata.get("tags", [])]
+    assert tags == ["pip", "parameters", "submit"]
+    assert nb.cells[1].source.startswith("!pip install") and '"aifactory"' in nb.cells[1].source
+    params = kernel.task_parameters(bundle)
+    assert params["model"] == f"model/{tiny_vit.name}" and params["frames"] == 3 and params["tta"] == "flip"
+    assert params["data_dir"] == "./data" and params["model_name"] == "exp-k" and params["cache_dir"] == ""
+    assert (bundle / params["model"] / "model.safetensors").is_file()
+    assert {"pipeline.py", "models.py", "frames.py", "backbones.py"} <= {p.name for p in (bundle / "lib").iterdir()}
+    assert (bundle / "README.md").is_file() and kernel.key_leaks(bundle) == []
+    assert kernel.static_problems(bundle) == []
+
+
+def test_model_folder_names_the_uploader_skips_are_renamed(tmp_path, tiny_vit):
+    pretrained = Path(shutil.copytree(tiny_vit, tmp_path / "pretrained-vit"))
+    bundle = _build(tmp_path, pretrained)
+    assert kernel.task_parameters(bundle)["model"] == "model/weights"
+    assert kernel.static_problems(bundle) == []
+
+
+def test_hub_model_cannot_be_bundled(tmp_path):
+    with pytest.raises(ParameterError, match="model=.*no internet"):
+        _build(tmp_path, Path("someone/some-model"))
+
+
+def test_model_without_fake_class_is_refused(tmp_path, tiny_vit):
+    odd = Path(shutil.copytree(tiny_vit, tmp_path / "odd"))
+    cfg = json.loads((odd / "config.json").read_text())
+    cfg["id2label"], cfg["label2id"] = {"0": "cat", "1": "dog"}, {"cat": 0, "dog": 1}
+    (odd / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match="looks like 'fake'"):
+        _build(tmp_path, odd)
+
+
+def _edit_cell(bundle: Path, old: str, new: str) -> None:
+    nb = nbformat.read(bundle / "task.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if old in c.source)
+    cell.source = cell.source.replace(old, new)
+    nbformat.write(nb, bundle / "task.ipynb")
+
+
+def test_static_problems_are_caught(tmp_path, tiny_vit, monkeypatch):
+    bundle = _build(tmp_path, tiny_vit)
+    model = kernel.task_parameters(bundle)["model"]
+    shutil.move(str(bundle / model), str(bundle / "train_weights"))  # weights under a folder aif.submit skips
+    _edit_cell(bundle, f"model: str = {model!r}", "model: str = 'train_weights'")
+    _edit_cell(bundle, "import lib  #", "import kit_private_helpers\nimport lib  #")
+    _edit_cell(bundle, "import json, resource", "try:\n    pass\nexcept* ValueError:\n    pass\nimport json, resource")
+    monkeypatch.setenv(kernel.KEY_ENV, KEY)
+    (bundle / "notes.txt").write_text(f"key {KEY}")
+    problems = "\n".join(kernel.static_problems(bundle, max_size_mb=0.01))
+    assert "train_weights/ would be left out by aif.submit" in problems
+    assert "over the 0 MB limit" in problems
+    assert "imports kit_private_helpers" in problems
+    assert "not valid Python 3.10 syntax" in problems
+    assert "notes.txt contains the submission key" in problems
+    _edit_cell(bundle, "model: str = 'train_weights'", "model: str = '../elsewhere'")
+    assert "does not resolve to a model folder inside the bundle" in "\n".join(kernel.static_problems(bundle))
+
+
+@pytest.mark.slow
+def test_check_passes_and_equals_the_kits_own_infer(tmp_path, tiny_vit, data, monkeypatch):
+    monkeypatch.setenv(kernel.KEY_ENV, KEY)
+    _build(tmp_path, tiny_vit)
+    report = kernel.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
+    assert report["verdict"] == "PASS", report["reasons"]
+    assert report["equivalence"]["files"] == 4 and report["equivalence"]["max_abs_diff"] <= 1e-6
+    assert report["files"] == 4 and report["fallbacks"] == 1 and report["projection"]["projected_s"] > 0
+    assert report["peak_rss_mb"] > 0 and report["crop_cache_peak_mb"] > 0 and report["bundle_mb"] > 0
+    text = kernel.format_report(report)
+    assert text.startswith("PASS") and "projection: 100 files" in text
+    assert kernel.key_leaks(tmp_path) == [], "the key must not be written anywhere"
+
+
+@pytest.mark.slow
+def test_check_fails_when_a_file_gets_no_row(tmp_path, tiny_vit, data):
+    bundle = _build(tmp_path, tiny_vit)
+    _edit_cell(bundle, "submission.write_submission(preds,", "submission.write_submission(preds.iloc[:-1],")
+    report = kernel.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
+    assert report["verdict"] == "FAIL" and "media files have no row" in " ".join(report["reasons"])
+
+
+@pytest.mark.slow
+def test_check_fails_on_weights_that_do_not_load(tmp_path, tiny_vit, data):
+    from safetensors.torch import load_file, save_file
+
+    bundle = _build(tmp_path, tiny_vit)
+    weights = bundle / kernel.task_parameters(bundle)["model"] / "model.safetensors"
+    save_file({k: v for k, v in load_file(weights).items() if not k.startswith("classifier")}, weights,
+              metadata={"format": "pt"})
+    report = kernel.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
+    assert report["verdict"] == "FAIL" and "missing_keys" in " ".join(report["reasons"])
+
+
+def test_the_key_is_not_in_git():
+    root = Path(kernel.__file__).resolve().parents[1]
+    done = subprocess.run(["git", "grep", "-n", "-I", KEY, "--", ".", ":!tests/test_kernel.py"], cwd=root,
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and done.stdout == "", done.stdout
+    assert subprocess.run(["git", "check-ignore", "-q", ".aif_key"], cwd=root).returncode == 0, "ignore the key file"
+
+
+def test_submit_cell_does_nothing_without_a_key(tmp_path, tiny_vit, monkeypatch, capsys):
+    bundle = _build(tmp_path, tiny_vit)
+    cell = next(c for c in nbformat.read(bundle / "task.ipynb", as_version=4).cells
+                if "submit" in c.metadata.get("tags", []))
+    monkeypatch.delenv(kernel.KEY_ENV, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    exec(cell.source, {"Path": Path, "model_name": "exp-k"})  # would import aifactory (not installed) with a key
+    assert "submit skipped" in capsys.readouterr().out
