@@ -262,7 +262,7 @@ def summarize(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def print_summary(res: dict[str, Any]) -> None:
     med, r, cfg = res["median"], res["ratios"], res["config"]
-    print(f"\ncorpus {cfg['corpus']} ({cfg['files']} files), frames {cfg['frames']}, (a)/(b) tta {cfg['tta']}, "
+    print(f"\ncode {cfg['git']}, corpus {cfg['corpus']} ({cfg['files']} files), frames {cfg['frames']}, (a)/(b) tta {cfg['tta']}, "
           f"(c) tta {cfg['tta_c']}, {cfg['rounds']} round(s), model {cfg['model']}, batch {cfg['batch_size']}, "
           f"workers {cfg['workers']}, detect_every {cfg['detect_every']}, compile {cfg['compile']}")
     print(f"{'run':<22}{'wall s':>9}{'w/o load':>10}{'load s':>8}{'RSS MB':>8}{'+workers':>9}  stages (s, median)")
@@ -281,8 +281,14 @@ def print_summary(res: dict[str, Any]) -> None:
           f"(max |Δ P(fake)| {r['max_abs_dprob']:.3f})   [target ≥ 95%]")
 
 
+def _git() -> str:
+    """The commit of the code measured, with ``+dirty`` when lib/ or bench/ differ from it."""
+    run = lambda *a: subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    return run("rev-parse", "--short", "HEAD") + ("+dirty" if run("status", "--porcelain", "lib", "bench") else "")
+
+
 def _config(args: argparse.Namespace, files: list[Path]) -> dict[str, Any]:
-    return {"corpus": args.corpus, "corpus_dir": args.corpus_dir, "files": len(files), "frames": args.frames,
+    return {"git": _git(), "corpus": args.corpus, "corpus_dir": args.corpus_dir, "files": len(files), "frames": args.frames,
             "tta": args.tta, "tta_c": args.tta_c, "rounds": args.rounds, "model": args.model,
             "batch_size": args.batch_size, "workers": args.workers, "detect_every": args.detect_every,
             "compile": args.compile, "cpu_count": os.cpu_count(), "limit": args.limit}
