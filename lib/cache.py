@@ -29,6 +29,7 @@ class PrepSettings:
     detector: str = "dlib_hog"
     size: int = 224
     no_face: str = "skip"
+    detect_every: int = 1  # run the detector on every k-th sampled frame; boxes in between are interpolated
 
     def __post_init__(self) -> None:
         if not isinstance(self.frames, int) or self.frames <= 0:
@@ -42,9 +43,12 @@ class PrepSettings:
         DETECTORS.get(self.detector)
         if self.no_face not in NO_FACE:
             raise ParameterError("no_face", self.no_face, NO_FACE)
+        if not isinstance(self.detect_every, int) or self.detect_every < 1:
+            raise ParameterError("detect_every", self.detect_every, "an integer ≥ 1 (1: detect on every frame)")
 
     def key_text(self) -> str:
-        return json.dumps({"format": FORMAT, **asdict(self)}, sort_keys=True)
+        fields = {k: v for k, v in asdict(self).items() if not (k == "detect_every" and v == 1)}  # keeps old keys valid
+        return json.dumps({"format": FORMAT, **fields}, sort_keys=True)
 
 
 @dataclass

@@ -91,6 +91,41 @@ def largest(boxes: list[Box]) -> Box | None:
     return max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), default=None)
 
 
+def interpolate_boxes(keyed: dict[int, Box | None], n: int) -> list[Box | None]:
+    """Boxes for positions 0..n-1 from the boxes found at some of them.
+
+    Between two positions with a box the box moves linearly; next to a position without one the nearer box is held;
+    between two misses there is no box.
+    """
+    keys = sorted(keyed)
+    out: list[Box | None] = []
+    for p in range(n):
+        if p in keyed:
+            out.append(keyed[p])
+            continue
+        a = max((k for k in keys if k < p), default=None)
+        b = min((k for k in keys if k > p), default=None)
+        ba, bb = keyed.get(a) if a is not None else None, keyed.get(b) if b is not None else None
+        if ba is not None and bb is not None:
+            t = (p - a) / (b - a)
+            out.append(tuple(round(x + t * (y - x)) for x, y in zip(ba, bb)))  # type: ignore[arg-type]
+        else:
+            out.append(ba if ba is not None else bb)
+    return out
+
+
+def detect_sequence(frames: list[np.ndarray], detector: str = "dlib_hog", detect_width: int = 640,
+                    every: int = 1) -> tuple[list[Box | None], int]:
+    """The largest face of each frame, detected on every ``every``-th frame (and the last) and interpolated between.
+
+    Returns the boxes and the number of detector calls.
+    """
+    n = len(frames)
+    keys = sorted(set(range(0, n, max(1, every))) | ({n - 1} if n else set()))
+    keyed = {i: largest(detect(frames[i], detector, detect_width)) for i in keys}
+    return interpolate_boxes(keyed, n), len(keys)
+
+
 def crop_box(box: Box, margin: float, frame_shape: tuple[int, ...]) -> Box:
     """Square of side ``margin`` × the box's longer side, centred on the box, clipped to the frame."""
     x0, y0, x1, y1 = box

@@ -143,13 +143,13 @@ import json, resource, shutil, tempfile, time  # noqa: E402
 
 t0 = time.time()
 crop_dir = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="kit-crops-"))  # never inside the bundle
-lm = models.load_model(model, device, precision)
+lm = models.load_model(model, device, precision, torch_compile)
 prep = settings.prep_settings(params, lm.size)
 files = media.list_media(cfg["data_dir"])
 print(f"{len(files)} files; {lm.info['architecture']} on {lm.device}; P(fake) = classes {lm.fake_indices}; {prep}")
 load_s = time.time() - t0
 metas, frame_probs, times = pipeline.infer_files(files, lm, prep, tta, batch_size, crop_dir, cfg["workers"],
-                                                 chunk_files=chunk_files, keep_cache=False)
+                                                 keep_cache=False)  # crops deleted once read: little disk
 preds = pipeline.file_predictions(metas, frame_probs, aggregate, threshold, fallback_prob, no_face)
 submission.write_submission(preds, BUNDLE / "submission.csv")
 submission.check_submission(BUNDLE / "submission.csv", cfg["data_dir"])
@@ -182,8 +182,7 @@ def task_notebook(exp: str, task: dict[str, Any]) -> nbformat.NotebookNode:
     """task.ipynb for the server: pip cell, parameters baked in, inference over ./data, the submit cell."""
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-    values = {**task, "data_dir": "./data", "labels": "", "cache_dir": "", "exp": exp, "chunk_files": 100,
-              "model_name": exp}
+    values = {**task, "data_dir": "./data", "labels": "", "cache_dir": "", "exp": exp, "model_name": exp}
     lines = [f"{k}: {type(v).__name__} = {v!r}  # {_HELP.get(k, 'baked in from the experiment')}"
              for k, v in values.items() if k in settings.TASK_KEYS]
     cells = [new_markdown_cell(f"# {exp}: scoring-server task\n\nBuilt by `python -m lib.kernel build {exp}`; see "
@@ -201,7 +200,6 @@ def task_notebook(exp: str, task: dict[str, Any]) -> nbformat.NotebookNode:
 
 _HELP = {"data_dir": "the server's flat test folder", "model": "model folder inside this bundle",
          "cache_dir": "'' means a temporary folder outside the bundle, deleted after the run",
-         "chunk_files": "files per preprocess+predict chunk: bounds the disk used by crops",
          "model_name": "the name aif.submit gives this submission", "exp": "the experiment this bundle was built from"}
 
 
@@ -365,9 +363,9 @@ def _reference(manifest: dict[str, Any], data: Path, workdir: Path) -> tuple[dic
     source = Path(manifest["model_source"])
     model_dir = source if source.is_dir() else None
     note = "the experiment's model folder" if model_dir else "the bundle's model copy (the source folder is gone)"
-    lm = models.load_model(str(model_dir or (Path(workdir) / "bundle" / p["model"])), p.get("device", "auto"),
-                           p.get("precision", "auto"))
     full = {**_defaults(), **p}
+    lm = models.load_model(str(model_dir or (Path(workdir) / "bundle" / p["model"])), full["device"],
+                           full["precision"], full["torch_compile"])
     prep = settings.prep_settings(full, lm.size)
     metas, probs, _ = pipeline.infer_files(media.list_media(data), lm, prep, full["tta"], full["batch_size"],
                                            Path(workdir) / "ref-cache", 0, keep_cache=False, progress=False)
@@ -386,35 +384,35 @@ def _defaults() -> dict[str, Any]:
 
 
 def project(stats: dict[str, Any], n_files: int, video_share: float, model_speedup: float = 1.0,
-            prep_speedup: float = 1.0) -> dict[str, Any]:
-    """Time for ``n_files`` files from the measured run: per-kind seconds per file, plus the fixed start-up cost.
+            server_workers: int = SERVER_WORKERS) -> dict[str, Any]:
+    """Time for ``n_files`` files from the measured run: start-up + per-kind seconds per file (no overlap credit).
 
-    Preprocessing wall time is shared out over files by their decode+detect seconds and divided by ``prep_speedup``
-    (more worker processes on the server); prediction wall time is shared out by crops and divided by
-    ``model_speedup`` (e.g. the server's GPU measured against this machine).
+    A file costs its decode+detect CPU seconds ÷ ``server_workers`` (preprocessing runs in parallel over files), plus
+    its share, by crops, of the model's forward time ÷ ``model_speedup`` (e.g. the server's GPU against this machine)
+    and of the rest of the prediction side (reading crops, TTA views, batching).
     """
     files = stats["per_file"]
-    work = [(f.get("decode_s") or 0) + (f.get("detect_s") or 0) for f in files]
     crops = [f.get("n_crops") or 0 for f in files]
-    pre = [stats["preprocess_s"] / prep_speedup * w / (sum(work) or 1) for w in work]
-    pred = [stats["predict_s"] / model_speedup * c / (sum(crops) or 1) for c in crops]
+    per_crop = (stats["model_s"] / model_speedup + max(0.0, stats["predict_s"] - stats["model_s"])) / (sum(crops) or 1)
+    cost = [((f.get("decode_s") or 0) + (f.get("detect_s") or 0)) / server_workers + c * per_crop
+            for f, c in zip(files, crops)]
     per_kind = {}
     for kind in ("video", "image"):
         idx = [i for i, f in enumerate(files) if f.get("kind") == kind]
-        per_kind[kind] = sum(pre[i] + pred[i] for i in idx) / len(idx) if idx else None
-    known = {k: v for k, v in per_kind.items() if v is not None}
-    fill = max(known.values()) if known else 0.0  # a kind absent from the check data costs as much as the dearer one
+        per_kind[kind] = sum(cost[i] for i in idx) / len(idx) if idx else None
+    known = [v for v in per_kind.values() if v is not None]
+    fill = max(known) if known else 0.0  # a kind absent from the check data costs as much as the dearer one
     share = {"video": video_share, "image": 1 - video_share}
     total = stats["load_s"] + n_files * sum(share[k] * (per_kind[k] if per_kind[k] is not None else fill) for k in share)
     return {"files": n_files, "video_share": video_share, "seconds_per_file": per_kind, "startup_s": stats["load_s"],
-            "model_speedup": model_speedup, "prep_speedup": prep_speedup, "projected_s": total,
-            "measured": {k: stats[k] for k in ("preprocess_s", "predict_s", "model_s", "workers") if k in stats},
+            "model_speedup": model_speedup, "server_workers": server_workers, "projected_s": total,
+            "measured": {k: stats[k] for k in ("preprocess_s", "predict_s", "model_s", "decode_s", "detect_s", "workers")},
             "missing_kinds": sorted(k for k, v in per_kind.items() if v is None)}
 
 
 def check(exp: str, data: str | Path | None = None, n_files: int = 3000, video_share: float = 0.5,
           max_size_mb: float = 2048, budget_s: float = SERVER_BUDGET_S, tolerance: float = 1e-4,
-          model_speedup: float = 1.0, prep_speedup: float | None = None, out_root: Path = KERNELS) -> dict[str, Any]:
+          model_speedup: float = 1.0, server_workers: int = SERVER_WORKERS, out_root: Path = KERNELS) -> dict[str, Any]:
     """Check ``kernels/<exp>/`` the way the server will run it; returns the report with its PASS/FAIL verdict."""
     bundle = Path(out_root) / exp
     data = Path(settings.data_dir(str(data))) if data else SAMPLE / "test"
@@ -430,7 +428,7 @@ def check(exp: str, data: str | Path | None = None, n_files: int = 3000, video_s
         run, errors = run_bundle(bundle, data, Path(tmp))
         reasons += errors
         if not errors:
-            reasons += _run_problems(run, report, n_files, video_share, (model_speedup, prep_speedup), budget_s)
+            reasons += _run_problems(run, report, n_files, video_share, (model_speedup, server_workers), budget_s)
             manifest = json.loads((bundle / "kernel.json").read_text(encoding="utf-8"))
             reasons += _equivalence(run, manifest, data, Path(tmp), tolerance, report)
         reasons += [f"the run left the key in {f}" for f in key_leaks(run)]
@@ -438,7 +436,7 @@ def check(exp: str, data: str | Path | None = None, n_files: int = 3000, video_s
 
 
 def _run_problems(run: Path, report: dict[str, Any], n_files: int, video_share: float,
-                  speedups: tuple[float, float | None], budget_s: float) -> list[str]:
+                  speedups: tuple[float, int], budget_s: float) -> list[str]:
     """Checks of what the run produced: submission, per-file exceptions, memory, disk, time and its projection."""
     import pandas as pd
 
@@ -449,9 +447,7 @@ def _run_problems(run: Path, report: dict[str, Any], n_files: int, video_share: 
     raised = preds[preds["fallback"] == "exception"]
     problems += [f"{r.filename}: exception during preprocessing ({r.reason})" for r in raised.itertuples()]
     stats = json.loads((run / "kit_stats.json").read_text(encoding="utf-8"))
-    model_speedup, prep_speedup = speedups
-    prep_speedup = prep_speedup or SERVER_WORKERS / max(1, stats["workers"])  # preprocessing scales over files
-    proj = project(stats, n_files, video_share, model_speedup, prep_speedup)
+    proj = project(stats, n_files, video_share, *speedups)
     report.update(files=stats["files"], fallbacks=int((preds["fallback"] != "").sum()), seconds=stats["total_s"],
                   peak_rss_mb=stats["rss_mb"], peak_children_rss_mb=stats["children_rss_mb"], peak_gpu_mb=stats["gpu_mb"],
                   run_disk_mb=(_size(run) - _size(run / "data")) / 2**20 - report["bundle_mb"],
@@ -497,10 +493,9 @@ def format_report(r: dict[str, Any]) -> str:
                   f"{r['peak_gpu_mb'] if r['peak_gpu_mb'] is not None else '-'} MB; bundle {r['bundle_mb']:.1f} MB, run "
                   f"wrote {r['run_disk_mb']:.1f} MB, crop cache peak {r['crop_cache_peak_mb']:.1f} MB",
                   f"  projection: {p['files']} files ({p['video_share']:.0%} videos) ≈ {p['projected_s'] / 3600:.2f} h "
-                  f"of the {r['budget_s'] / 3600:.1f} h budget (start-up {p['startup_s']:.0f} s; measured here: preprocess "
-                  f"{p['measured']['preprocess_s']:.1f} s with {p['measured']['workers']} workers, predict "
-                  f"{p['measured']['predict_s']:.1f} s; assumed server speed-up: preprocess ×{p['prep_speedup']:.1f} "
-                  f"({SERVER_WORKERS} workers), model ×{p['model_speedup']}){'; no ' + ', '.join(p['missing_kinds']) + ' in the check data' if p['missing_kinds'] else ''}"]
+                  f"of the {r['budget_s'] / 3600:.1f} h budget (start-up {p['startup_s']:.0f} s; measured here: decode+detect "
+                  f"{p['measured']['decode_s'] + p['measured']['detect_s']:.1f} CPU-s, model {p['measured']['model_s']:.1f} s; "
+                  f"assumed on the server: {p['server_workers']} preprocessing workers, model ×{p['model_speedup']}){'; no ' + ', '.join(p['missing_kinds']) + ' in the check data' if p['missing_kinds'] else ''}"]
     if "equivalence" in r:
         e = r["equivalence"]
         lines.append(f"  same as the kit's infer ({e['reference']}): max |Δprob| {e['max_abs_diff']:.2e} over {e['files']} files")
@@ -525,15 +520,15 @@ def main(argv: list[str] | None = None) -> None:
     c.add_argument("--budget-h", type=float, default=3.0, help="server time budget in hours (default %(default)s)")
     c.add_argument("--model-speedup", type=float, default=1.0,
                    help="how much faster the server runs the model than this machine (default %(default)s: no guess)")
-    c.add_argument("--prep-speedup", type=float, default=None,
-                   help=f"how much faster the server preprocesses (default: {SERVER_WORKERS} workers / the workers used here)")
+    c.add_argument("--server-workers", type=int, default=SERVER_WORKERS,
+                   help="preprocessing processes on the server (default %(default)s: 8 cores - 1)")
     args = ap.parse_args(argv)
     try:
         if args.cmd == "build":
             print(f"built {build(args.exp, args.model, args.params)}")
             return
         r = check(args.exp, args.data, args.files, args.video_share, args.max_size_mb, args.budget_h * 3600,
-                  model_speedup=args.model_speedup, prep_speedup=args.prep_speedup)
+                  model_speedup=args.model_speedup, server_workers=args.server_workers)
     except (ParameterError, ModelLoadError) as e:
         ap.exit(2, f"error: {e}\n")
     print(format_report(r))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing as mp
 import os
-from collections import defaultdict
+from collections import defaultdict, deque
 from pathlib import Path
 from time import perf_counter
 from typing import Any, Iterable, Iterator
@@ -32,16 +33,16 @@ def resolve_workers(workers: int) -> int:
 
 
 def _crops_of(fr: frames.FrameRead, prep: PrepSettings) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Detect and crop every frame read; returns the crops and what happened per frame."""
-    crops, used, boxes = [], [], []
-    for frame, index in zip(fr.frames, fr.indices):
-        box = faces.largest(faces.detect(frame, prep.detector, prep.detect_width))
-        boxes.append(list(box) if box else None)
+    """Detect (every ``detect_every``-th frame, boxes interpolated between) and crop every frame read."""
+    boxes, detections = faces.detect_sequence(fr.frames, prep.detector, prep.detect_width, prep.detect_every)
+    crops, used = [], []
+    for frame, index, box in zip(fr.frames, fr.indices, boxes):
         c = faces.crop(frame, box, prep.face_margin, prep.size, prep.no_face)
         if c is not None:
             crops.append(c)
             used.append(index)
-    meta = {"frame_indices": used, "boxes": boxes, "faces_found": sum(b is not None for b in boxes),
+    meta = {"frame_indices": used, "boxes": [list(b) if b else None for b in boxes], "detections": detections,
+            "faces_found": sum(b is not None for b in boxes),
             "frame_shape": list(fr.frames[0].shape[:2]) if fr.frames else None}
     return crops, meta
 
@@ -84,14 +85,15 @@ def _prepare_cached(job: tuple[Path, PrepSettings, Path]) -> dict[str, Any]:
     meta = cache.load_meta(cache_dir, key)
     if meta is not None:
         # identical bytes under another name share the entry: the name is this file's
-        return {**_summary(meta), "filename": path.name, "key": key, "cached": True, "decode_s": 0.0, "detect_s": 0.0}
+        return {**_summary(meta), "filename": path.name, "key": key, "cached": True, "decode_s": 0.0, "detect_s": 0.0,
+                "bytes": cache.entry_path(cache_dir, key).stat().st_size}
     try:
         entry = prepare_file(path, prep)
     except Exception as e:  # one broken file never aborts a run: recorded as its fallback reason, not cached
         return _failed(path, f"{type(e).__name__}: {e}", exception=True)
     entry.meta["n_crops"] = len(entry.crops)
-    cache.save(cache_dir, key, entry)
-    return {**_summary(entry.meta), "key": key, "cached": False}
+    dest = cache.save(cache_dir, key, entry)
+    return {**_summary(entry.meta), "key": key, "cached": False, "bytes": dest.stat().st_size}
 
 
 def _worker_init() -> None:
@@ -100,19 +102,46 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)
 
 
+def _pool(n: int) -> Any:
+    """Worker processes started clean (forkserver, else spawn): forking a process whose OpenCV or OpenMP threads are
+    running (the model side uses both) can leave a child waiting forever on a lock copied in the locked state."""
+    methods = mp.get_all_start_methods()
+    return mp.get_context("forkserver" if "forkserver" in methods else "spawn").Pool(n, initializer=_worker_init)
+
+
+def prepare_stream(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | None = None, workers: int = -1,
+                   ahead: int = 0, progress: bool = True) -> Iterator[dict[str, Any]]:
+    """Metadata of each file, in order, as soon as its crops are cached.
+
+    Worker processes run at most ``ahead`` files (0: 4 per worker) beyond the one being consumed, so a consumer
+    that is slower (the model) bounds the work, the disk and the memory in flight.
+    """
+    cache_dir = Path(cache_dir or CROP_CACHE)
+    jobs = [(Path(f), prep, cache_dir) for f in files]
+    n = resolve_workers(workers)
+    with tqdm(total=len(jobs), desc="preprocess", unit="file", disable=not progress) as bar:
+        if n == 0 or len(jobs) <= 1:
+            for job in jobs:
+                yield _prepare_cached(job)
+                bar.update()
+            return
+        with _pool(min(n, len(jobs))) as pool:
+            todo, pending = iter(jobs), deque()
+            for job in itertools.islice(todo, ahead or 4 * n):
+                pending.append(pool.apply_async(_prepare_cached, (job,)))
+            while pending:
+                meta = pending.popleft().get()
+                for job in itertools.islice(todo, 1):
+                    pending.append(pool.apply_async(_prepare_cached, (job,)))
+                bar.update()
+                yield meta
+
+
 def preprocess(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | None = None, workers: int = -1,
                progress: bool = True) -> list[dict[str, Any]]:
     """Fill the crop cache for ``files``; returns one metadata dict per file, in order (``cached`` tells hits)."""
-    files = [Path(f) for f in files]
-    cache_dir = Path(cache_dir or CROP_CACHE)
-    n = resolve_workers(workers)
-    jobs = [(f, prep, cache_dir) for f in files]
-    bar = dict(total=len(jobs), desc="preprocess", unit="file", disable=not progress)
-    if n == 0 or len(jobs) <= 1:
-        return [_prepare_cached(j) for j in tqdm(jobs, **bar)]
-    with mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn").Pool(
-            min(n, len(jobs)), initializer=_worker_init) as pool:
-        return list(tqdm(pool.imap(_prepare_cached, jobs, chunksize=1), **bar))
+    files = list(files)
+    return list(prepare_stream(files, prep, cache_dir, workers, ahead=len(files), progress=progress))
 
 
 def stage_times(metas: list[dict[str, Any]]) -> dict[str, float]:
@@ -123,10 +152,35 @@ def stage_times(metas: list[dict[str, Any]]) -> dict[str, float]:
             "cache_misses": int(sum(not m.get("cached") for m in metas))}
 
 
-def _views_stream(metas: list[dict[str, Any]], cache_dir: Path, tta_name: str) -> Iterator[tuple[int, np.ndarray]]:
+def _views_stream(metas: Iterable[dict[str, Any]], cache_dir: Path, tta_name: str, seen: list[dict[str, Any]],
+                  keep_cache: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+    """TTA views of each file's cached crops, in order; every meta passing through is appended to ``seen``."""
     for i, m in enumerate(metas):
-        if m.get("key") and m.get("n_crops", 0) > 0:
-            yield i, tta.views(cache.load(cache_dir, m["key"]).crops, tta_name)
+        seen.append(m)
+        if not m.get("key"):
+            continue
+        crops = cache.load(cache_dir, m["key"]).crops if m.get("n_crops", 0) > 0 else None
+        if not keep_cache:
+            cache.entry_path(cache_dir, m["key"]).unlink(missing_ok=True)
+        if crops is not None:
+            yield i, tta.views(crops, tta_name)
+
+
+class _Waited:
+    """An iterator that sums the seconds its consumer spent waiting for items."""
+
+    def __init__(self, items: Iterable[Any]):
+        self.items, self.wait_s = iter(items), 0.0
+
+    def __iter__(self) -> "_Waited":
+        return self
+
+    def __next__(self) -> Any:
+        t = perf_counter()
+        try:
+            return next(self.items)
+        finally:
+            self.wait_s += perf_counter() - t
 
 
 def _batches(stream: Iterable[tuple[int, np.ndarray]], batch_size: int
@@ -160,19 +214,17 @@ def _take(pending: list[tuple[int, np.ndarray]], k: int
     return np.concatenate(parts), owners, rest
 
 
-def predict_frames(lm: Any, metas: list[dict[str, Any]], tta_name: str = "none", batch_size: int = 64,
-                   cache_dir: Path | None = None, progress: bool = True) -> tuple[dict[int, np.ndarray], float]:
-    """Per-frame P(fake) of every file with crops (TTA views averaged per frame), and the seconds spent in the model."""
+def _run_model(lm: Any, views: Iterable[tuple[int, np.ndarray]], n_views: int, batch_size: int,
+               total: int | None, progress: bool) -> tuple[dict[int, np.ndarray], float]:
+    """Per-frame P(fake) per file (views averaged) from a stream of views, in fixed-size batches; and model seconds."""
     from .models import predict_crops
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ParameterError("batch_size", batch_size, "an integer ≥ 1 (crops per forward pass)")
-    cache_dir, v = Path(cache_dir or CROP_CACHE), tta.n_views(tta_name)
     chunks: dict[int, list[np.ndarray]] = defaultdict(list)
-    total = v * sum(m.get("n_crops", 0) for m in metas if m.get("key"))
     model_s = 0.0
     with tqdm(total=total, desc="model", unit="crop", disable=not progress) as bar:
-        for batch, owners in _batches(_views_stream(metas, cache_dir, tta_name), batch_size):
+        for batch, owners in _batches(views, batch_size):
             t0 = perf_counter()
             probs = predict_crops(lm, batch)
             model_s += perf_counter() - t0
@@ -181,7 +233,41 @@ def predict_frames(lm: Any, metas: list[dict[str, Any]], tta_name: str = "none",
                 chunks[owner].append(probs[start:start + count])
                 start += count
             bar.update(len(batch))
-    return {i: np.concatenate(c).reshape(v, -1).mean(axis=0) for i, c in chunks.items()}, model_s
+    return {i: np.concatenate(c).reshape(n_views, -1).mean(axis=0) for i, c in chunks.items()}, model_s
+
+
+def predict_frames(lm: Any, metas: list[dict[str, Any]], tta_name: str = "none", batch_size: int = 64,
+                   cache_dir: Path | None = None, progress: bool = True) -> tuple[dict[int, np.ndarray], float]:
+    """Per-frame P(fake) of every cached file (TTA views averaged per frame), and the seconds spent in the model."""
+    v = tta.n_views(tta_name)
+    total = v * sum(m.get("n_crops", 0) for m in metas if m.get("key"))
+    views = _views_stream(metas, Path(cache_dir or CROP_CACHE), tta_name, [])
+    return _run_model(lm, views, v, batch_size, total, progress)
+
+
+def infer_files(files: list[Path], lm: Any, prep: PrepSettings, tta_name: str = "none", batch_size: int = 64,
+                cache_dir: Path | None = None, workers: int = -1, keep_cache: bool = True, ahead: int = 0,
+                progress: bool = True) -> tuple[list[dict[str, Any]], dict[int, np.ndarray], dict[str, float]]:
+    """Preprocess and predict ``files`` with the two overlapping: the one path every run takes (infer, kernels).
+
+    Worker processes decode, detect and cache crops at most ``ahead`` files ahead of the model, which packs the
+    crops (and TTA views) of consecutive files into fixed ``batch_size`` batches. With ``keep_cache=False`` a file's
+    cache entry is deleted once read, so the disk holds at most the look-ahead's crops. Returns metas, per-frame
+    probabilities and timings: ``preprocess_s`` is the time the model side waited for crops, ``predict_s`` the rest
+    of the wall time, ``decode_s``/``detect_s`` the CPU seconds summed over workers.
+    """
+    tta.TTA.get(tta_name)
+    cache_dir = Path(cache_dir or CROP_CACHE)
+    stream = _Waited(prepare_stream(files, prep, cache_dir, workers, ahead, progress))
+    metas: list[dict[str, Any]] = []
+    t0 = perf_counter()
+    views = _views_stream(stream, cache_dir, tta_name, metas, keep_cache)
+    probs, model_s = _run_model(lm, views, tta.n_views(tta_name), batch_size, None, progress)
+    wall = perf_counter() - t0
+    sizes = sorted((m.get("bytes", 0) for m in metas), reverse=True)
+    peak = sum(sizes) if keep_cache else sum(sizes[:(ahead or 4 * max(1, resolve_workers(workers))) + 1])
+    return metas, probs, {"preprocess_s": stream.wait_s, "predict_s": wall - stream.wait_s, "model_s": model_s,
+                          "cache_peak_bytes": peak, **stage_times(metas)}
 
 
 def _fallback(meta: dict[str, Any], no_face: str, has_probs: bool) -> tuple[str, str]:
@@ -215,42 +301,6 @@ def file_predictions(metas: list[dict[str, Any]], frame_probs: dict[int, np.ndar
                      "crops": int(m.get("n_crops", 0)), "fallback": fallback, "reason": reason,
                      "note": m.get("note", "")})
     return pd.DataFrame(rows)
-
-
-def _entries_bytes(metas: list[dict[str, Any]], cache_dir: Path) -> int:
-    return sum(cache.entry_path(cache_dir, m["key"]).stat().st_size for m in metas
-               if m.get("key") and cache.entry_path(cache_dir, m["key"]).exists())
-
-
-def infer_files(files: list[Path], lm: Any, prep: PrepSettings, tta_name: str = "none", batch_size: int = 64,
-                cache_dir: Path | None = None, workers: int = -1, chunk_files: int = 0, keep_cache: bool = True,
-                progress: bool = True) -> tuple[list[dict[str, Any]], dict[int, np.ndarray], dict[str, float]]:
-    """Preprocess and predict ``files`` in chunks of ``chunk_files`` (0: one chunk); the same path for every run.
-
-    With ``keep_cache=False`` each chunk's cache entries are deleted once predicted, so the disk holds at most one
-    chunk of crops (the scoring server has a few GB of disk). Returns metas, per-frame probabilities and timings.
-    """
-    cache_dir = Path(cache_dir or CROP_CACHE)
-    step = chunk_files if chunk_files and chunk_files > 0 else max(1, len(files))
-    metas: list[dict[str, Any]] = []
-    probs: dict[int, np.ndarray] = {}
-    times = {"preprocess_s": 0.0, "predict_s": 0.0, "model_s": 0.0, "cache_peak_bytes": 0}
-    for start in range(0, len(files), step):
-        t0 = perf_counter()
-        chunk = preprocess(files[start:start + step], prep, cache_dir, workers, progress)
-        t1 = perf_counter()
-        chunk_probs, model_s = predict_frames(lm, chunk, tta_name, batch_size, cache_dir, progress)
-        times["preprocess_s"] += t1 - t0
-        times["predict_s"] += perf_counter() - t1
-        times["model_s"] += model_s
-        times["cache_peak_bytes"] = max(times["cache_peak_bytes"], _entries_bytes(chunk, cache_dir))
-        if not keep_cache:
-            for m in chunk:
-                if m.get("key"):
-                    cache.entry_path(cache_dir, m["key"]).unlink(missing_ok=True)
-        probs.update({start + i: p for i, p in chunk_probs.items()})
-        metas += chunk
-    return metas, probs, {**times, **stage_times(metas)}
 
 
 def labelled_crops(data_dir: Path, labels_csv: Path, prep: PrepSettings, workers: int = -1,

@@ -18,10 +18,11 @@ from .pipeline import resolve_workers
 _LITERAL = (str, int, float, bool, type(None), list, tuple, dict)
 _IPYTHON = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
-_COMMON = ("data_dir", "model", "frames", "face_margin", "detect_width", "detector", "no_face", "workers", "cache_dir")
+_COMMON = ("data_dir", "model", "frames", "face_margin", "detect_width", "detector", "detect_every", "no_face", "workers",
+           "cache_dir")
 PREPROCESS_KEYS = _COMMON + ("size",)
 INFER_KEYS = _COMMON + ("labels", "tta", "aggregate", "batch_size", "threshold", "fallback_prob", "device",
-                        "precision", "exp")
+                        "precision", "torch_compile", "exp")
 # eda.ipynb and ensemble.ipynb are not run from an experiment's params file: their keys stay out of ALL_KEYS, so a
 # typo of one of them given to preprocess/infer still fails. eda.ipynb accepts an experiment's params file (the
 # detector settings it shares are the experiment's; the other keys are ignored with a note).
@@ -30,7 +31,7 @@ EDA_KEYS = ("data_dir", "labels", "sample", "frames", "detector", "detect_width"
 ENSEMBLE_KEYS = ("runs", "method", "weights", "threshold", "tune_threshold", "labels", "folds", "seed",
                  "allow_model_ensemble", "exp")
 ALL_KEYS = tuple(dict.fromkeys(PREPROCESS_KEYS + INFER_KEYS))
-TASK_KEYS = INFER_KEYS + ("chunk_files", "model_name")  # the scoring-server bundle's task.ipynb (lib.kernel)
+TASK_KEYS = INFER_KEYS + ("model_name",)  # the scoring-server bundle's task.ipynb (lib.kernel)
 
 
 def collect(namespace: dict[str, Any], allowed: tuple[str, ...], notebook: str) -> dict[str, Any]:
@@ -76,7 +77,7 @@ def optional_file(name: str, value: str) -> Path | None:
 def prep_settings(p: dict[str, Any], size: int) -> PrepSettings:
     """PrepSettings from the parameters (validated by PrepSettings itself)."""
     return PrepSettings(frames=p["frames"], face_margin=float(p["face_margin"]), detect_width=p["detect_width"],
-                        detector=p["detector"], size=int(size), no_face=p["no_face"])
+                        detector=p["detector"], size=int(size), no_face=p["no_face"], detect_every=p["detect_every"])
 
 
 def check_prep(p: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +100,8 @@ def check_infer(p: dict[str, Any]) -> dict[str, Any]:
     aggregate.AGGREGATORS.get(p["aggregate"])
     if p["device"] not in DEVICES:
         raise ParameterError("device", p["device"], DEVICES)
+    if not isinstance(p["torch_compile"], bool):
+        raise ParameterError("torch_compile", p["torch_compile"], "True or False")
     if p["precision"] not in PRECISIONS:
         raise ParameterError("precision", p["precision"], PRECISIONS)
     if not isinstance(p["batch_size"], int) or p["batch_size"] < 1:
@@ -155,9 +158,7 @@ def check_ensemble(p: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_task(p: dict[str, Any]) -> dict[str, Any]:
-    """Check the parameters of a scoring-server task.ipynb (infer's, plus chunking and the submission name)."""
-    if not isinstance(p["chunk_files"], int) or p["chunk_files"] < 0:
-        raise ParameterError("chunk_files", p["chunk_files"], "0 (one chunk) or a positive number of files")
+    """Check the parameters of a scoring-server task.ipynb (infer's, plus the submission's name)."""
     if not isinstance(p["model_name"], str) or not p["model_name"]:
         raise ParameterError("model_name", p["model_name"], "a non-empty name for the submission")
     return check_infer(p)

@@ -71,3 +71,42 @@ def test_workers_parameter():
     assert pipeline.resolve_workers(0) == 0
     with pytest.raises(ParameterError, match="workers=-3"):
         pipeline.resolve_workers(-3)
+
+
+def _face_files(folder):
+    from PIL import Image
+
+    import media_factory as mf
+
+    folder.mkdir()
+    mf.face_video(folder / "a.mp4", n_frames=6)
+    Image.fromarray(mf.face_image()).save(folder / "b.jpg")
+    mf.face_video(folder / "c.mp4", n_frames=6, size=(400, 300))
+    (folder / "d.mp4").write_bytes(b"")
+    return sorted(folder.iterdir())
+
+
+def test_infer_files_overlapped_and_without_cache_gives_the_same_answer(tmp_path, tiny_vit):
+    from lib import models
+
+    files = _face_files(tmp_path / "data")
+    lm = models.load_model(str(tiny_vit), device="cpu")
+    prep = PrepSettings(frames=3, size=lm.size)
+    kept = pipeline.infer_files(files, lm, prep, "flip", 4, tmp_path / "c1", workers=0, progress=False)
+    streamed = pipeline.infer_files(files, lm, prep, "flip", 4, tmp_path / "c2", workers=1, keep_cache=False, ahead=1,
+                                    progress=False)
+    assert [m["filename"] for m in streamed[0]] == [f.name for f in files]
+    assert sorted(kept[1]) == sorted(streamed[1]) == [0, 1, 2]
+    for i in kept[1]:
+        np.testing.assert_allclose(kept[1][i], streamed[1][i], atol=1e-6)
+    assert list((tmp_path / "c2").rglob("*.npz")) == [], "keep_cache=False leaves no crops on disk"
+    assert len(list((tmp_path / "c1").rglob("*.npz"))) == 4  # the unreadable file's entry holds its reason
+    times = streamed[2]
+    assert times["model_s"] > 0 and times["cache_misses"] == 4 and times["cache_peak_bytes"] > 0
+
+
+def test_detect_every_changes_the_cache_key_but_not_the_default():
+    assert PrepSettings().key_text() == PrepSettings(detect_every=1).key_text()
+    assert "detect_every" not in PrepSettings().key_text() and "detect_every" in PrepSettings(detect_every=4).key_text()
+    with pytest.raises(ParameterError, match="detect_every=0"):
+        PrepSettings(detect_every=0)

@@ -76,3 +76,24 @@ def test_confident_rule():
     assert aggregate.confident(few) == pytest.approx(few.mean())
     reals = np.array([0.05] * 28 + [0.6] * 2)  # 93% below 0.2 → mean of those
     assert aggregate.confident(reals) == pytest.approx(0.05)
+
+
+def test_interpolate_boxes_between_detections():
+    keyed = {0: (0, 0, 10, 10), 4: (40, 0, 50, 10), 6: None, 8: None}
+    boxes = faces.interpolate_boxes(keyed, 9)
+    assert boxes[2] == (20, 0, 30, 10)  # half-way between the two detections
+    assert boxes[5] == (40, 0, 50, 10)  # next to a miss: the nearer box is held
+    assert boxes[7] is None and boxes[8] is None  # between two misses: no box
+
+
+def test_detect_sequence_on_every_third_frame_follows_the_face():
+    import media_factory as mf
+
+    frames = mf.face_frames(10, (320, 240))
+    every, calls = faces.detect_sequence(frames, every=1)
+    sparse, sparse_calls = faces.detect_sequence(frames, every=3)
+    assert calls == 10 and sparse_calls == 4  # frames 0, 3, 6, 9
+    for a, b in zip(every, sparse):
+        ix = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+        union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix
+        assert ix / union > 0.7

@@ -97,3 +97,18 @@ def test_data_config_order(tiny_vit):
     assert models.resolve_data_config(str(tiny_vit), size=64, mean=(0, 0, 0))["size"] == 64
     cfg_json = json.loads((tiny_vit / "preprocessor_config.json").read_text())
     assert cfg_json["image_mean"] == [0.5, 0.5, 0.5]
+
+
+def test_tensor_preprocessing_matches_the_hf_processor(tiny_vit):
+    """The hot path normalises on tensors; the model's own processor must give the same numbers (within 1e-3)."""
+    from PIL import Image
+    from transformers import AutoImageProcessor
+
+    lm = models.load_model(str(tiny_vit), device="cpu")
+    crops = np.random.default_rng(2).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    try:
+        proc = AutoImageProcessor.from_pretrained(str(tiny_vit), use_fast=False)
+    except (ImportError, ValueError):
+        proc = AutoImageProcessor.from_pretrained(str(tiny_vit))
+    ref = proc(images=[Image.fromarray(c) for c in crops], return_tensors="pt")["pixel_values"]
+    np.testing.assert_allclose(models.to_pixels(crops, lm).numpy(), ref.numpy(), atol=1e-3)
