@@ -137,7 +137,10 @@ class Run:
         self.record["timings"]["total_s"] = time.time() - self.t0
         if (self.dir / SUBMISSION).is_file():
             self.record["submission_labels_sha256"] = submission_fingerprint(self.dir / SUBMISSION)
-        self.record.update(versions=versions(), memory=peak_memory(),
+        memory = peak_memory()
+        if "worker_peak_rss_mb" in self.record["timings"]:  # worker processes report their own peak
+            memory["worker_rss_mb"] = self.record["timings"].pop("worker_peak_rss_mb")
+        self.record.update(versions=versions(), memory=memory,
                            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         path = self.dir / RECORD
         _atomic_write(path, json.dumps(self.record, indent=2, default=str))

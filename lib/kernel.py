@@ -160,7 +160,6 @@ stats = {"files": len(files), "workers": cfg["workers"], "load_s": load_s, "tota
          "per_file": [{k: m.get(k) for k in ("filename", "kind", "frames_read", "n_crops", "decode_s", "detect_s")}
                       for m in metas],
          "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-         "children_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
          "gpu_mb": (__import__("torch").cuda.max_memory_allocated() / 2**20) if lm.device.type == "cuda" else None}
 (BUNDLE / "kit_stats.json").write_text(json.dumps(stats, indent=1, default=str))
 print(pipeline.summarize(preds))
@@ -449,7 +448,7 @@ def _run_problems(run: Path, report: dict[str, Any], n_files: int, video_share: 
     stats = json.loads((run / "kit_stats.json").read_text(encoding="utf-8"))
     proj = project(stats, n_files, video_share, *speedups)
     report.update(files=stats["files"], fallbacks=int((preds["fallback"] != "").sum()), seconds=stats["total_s"],
-                  peak_rss_mb=stats["rss_mb"], peak_children_rss_mb=stats["children_rss_mb"], peak_gpu_mb=stats["gpu_mb"],
+                  peak_rss_mb=stats["rss_mb"], peak_worker_rss_mb=stats["worker_peak_rss_mb"], peak_gpu_mb=stats["gpu_mb"],
                   run_disk_mb=(_size(run) - _size(run / "data")) / 2**20 - report["bundle_mb"],
                   crop_cache_peak_mb=stats["cache_peak_bytes"] / 2**20, projection=proj, budget_s=budget_s)
     if proj["projected_s"] > budget_s:
@@ -489,7 +488,7 @@ def format_report(r: dict[str, Any]) -> str:
         p = r["projection"]
         per = ", ".join(f"{k} {v:.2f} s" for k, v in p["seconds_per_file"].items() if v is not None)
         lines += [f"  ran {r['files']} files in {r['seconds']:.1f} s ({r['fallbacks']} fallbacks); per file: {per}",
-                  f"  peak RSS {r['peak_rss_mb']:.0f} MB (workers {r['peak_children_rss_mb']:.0f} MB), GPU "
+                  f"  peak RSS {r['peak_rss_mb']:.0f} MB (each worker ≤ {r['peak_worker_rss_mb']:.0f} MB), GPU "
                   f"{r['peak_gpu_mb'] if r['peak_gpu_mb'] is not None else '-'} MB; bundle {r['bundle_mb']:.1f} MB, run "
                   f"wrote {r['run_disk_mb']:.1f} MB, crop cache peak {r['crop_cache_peak_mb']:.1f} MB",
                   f"  projection: {p['files']} files ({p['video_share']:.0%} videos) ≈ {p['projected_s'] / 3600:.2f} h "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import multiprocessing as mp
 import os
+import sys
 from collections import defaultdict, deque
 from pathlib import Path
 from time import perf_counter
@@ -78,6 +79,10 @@ def _failed(path: Path, reason: str, exception: bool = False) -> dict[str, Any]:
 def _prepare_cached(job: tuple[Path, PrepSettings, Path]) -> dict[str, Any]:
     """Worker: return the cached entry's metadata, computing and caching the entry on a miss."""
     path, prep, cache_dir = job
+    return {**_prepare_one(path, prep, cache_dir), "worker_rss_mb": _peak_rss_mb()}
+
+
+def _prepare_one(path: Path, prep: PrepSettings, cache_dir: Path) -> dict[str, Any]:
     try:
         key = cache.entry_key(path, prep)
     except OSError as e:
@@ -94,6 +99,13 @@ def _prepare_cached(job: tuple[Path, PrepSettings, Path]) -> dict[str, Any]:
     entry.meta["n_crops"] = len(entry.crops)
     dest = cache.save(cache_dir, key, entry)
     return {**_summary(entry.meta), "key": key, "cached": False, "bytes": dest.stat().st_size}
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (MB); workers report theirs (they are not this process's children)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
 
 
 def _worker_init() -> None:
@@ -149,6 +161,7 @@ def stage_times(metas: list[dict[str, Any]]) -> dict[str, float]:
     return {"decode_s": float(sum(m.get("decode_s", 0.0) for m in metas)),
             "detect_s": float(sum(m.get("detect_s", 0.0) for m in metas)),
             "cache_hits": int(sum(bool(m.get("cached")) for m in metas)),
+            "worker_peak_rss_mb": float(max((m.get("worker_rss_mb", 0.0) for m in metas), default=0.0)),
             "cache_misses": int(sum(not m.get("cached") for m in metas))}
 
 
