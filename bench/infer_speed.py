@@ -55,10 +55,9 @@ def make_vit(folder: Path, size: int = 224, seed: int = 0, **overrides: Any) -> 
     cfg = ViTConfig(**{**VIT_SMALL, "image_size": size, **overrides}, num_labels=2, id2label=id2label,
                     label2id={v: k for k, v in id2label.items()})
     ViTForImageClassification(cfg).save_pretrained(folder)
-    (folder / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "ViTImageProcessor", "do_resize": True, "size": {"height": size, "width": size},
-        "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
-        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}))
+    from lib.backbones import write_preprocessor_config
+
+    write_preprocessor_config(folder, size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     return folder
 
 

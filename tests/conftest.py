@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -28,10 +27,9 @@ def make_tiny_vit(folder: Path, id2label: dict[int, str], size: int = 32, seed: 
                     patch_size=8, num_labels=len(id2label), id2label=id2label,
                     label2id={v: k for k, v in id2label.items()})
     ViTForImageClassification(cfg).save_pretrained(folder)
-    (folder / "preprocessor_config.json").write_text(json.dumps({
-        "image_processor_type": "ViTImageProcessor", "do_resize": True, "size": {"height": size, "width": size},
-        "resample": 3, "do_rescale": True, "rescale_factor": 1 / 255, "do_normalize": True,
-        "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5]}))
+    from lib.backbones import write_preprocessor_config
+
+    write_preprocessor_config(folder, size, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     return folder
 
 
