@@ -379,7 +379,7 @@ def bench_scale(args: argparse.Namespace, files: list[Path]) -> dict[str, Any]:
         rows.append({"files": n, "frames": fr, "wall_s": r["wall_s"], "run_s": r["run_s"],
                      "preprocess_s": r["stages"].get("preprocess_s"), "model_s": r["stages"].get("model_s"),
                      "crops_model": r["crops_model"], "rss_self_mb": r["rss_self_mb"],
-                     "rss_children_mb": r["rss_children_mb"]})
+                     "rss_children_mb": max(r["rss_children_mb"], r["stages"].get("worker_peak_rss_mb", 0.0))})
         x = rows[-1]
         print(f"files {n:>4}  frames {fr:>3}  wall {x['wall_s']:7.1f} s  w/o load {x['run_s']:7.1f} s  "
               f"crops {x['crops_model']:>6}  RSS {x['rss_self_mb']:5.0f} MB (+workers {x['rss_children_mb']:4.0f})",
