@@ -72,11 +72,10 @@ def versions() -> dict[str, str]:
 
 
 def peak_memory() -> dict[str, float | None]:
-    """Peak resident memory of this process and of its finished children (MB), and peak GPU memory when used."""
+    """Peak resident memory of this process (MB) and peak GPU memory when used (workers report their own peak)."""
     scale = 1 / 1024 if sys.platform != "darwin" else 1 / 2**20  # ru_maxrss: KiB on Linux, bytes on macOS
     out: dict[str, float | None] = {
         "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, 1),
-        "children_rss_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale, 1),
         "gpu_mb": None}
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
