@@ -150,7 +150,8 @@ print(f"{len(files)} files; {lm.info['architecture']} on {lm.device}; P(fake) = 
 load_s = time.time() - t0
 metas, frame_probs, times = pipeline.infer_files(files, lm, prep, tta, batch_size, crop_dir, cfg["workers"],
                                                  keep_cache=False)  # crops deleted once read: little disk
-preds = pipeline.file_predictions(metas, frame_probs, aggregate, threshold, fallback_prob, no_face)
+preds = pipeline.file_predictions(metas, frame_probs, aggregate, models.resolve_threshold(threshold, lm),
+                                  fallback_prob, no_face)
 submission.write_submission(preds, BUNDLE / "submission.csv")
 submission.check_submission(BUNDLE / "submission.csv", cfg["data_dir"])
 preds.to_csv(BUNDLE / "predictions.csv", index=False)
@@ -368,8 +369,8 @@ def _reference(manifest: dict[str, Any], data: Path, workdir: Path) -> tuple[dic
     prep = settings.prep_settings(full, lm.size)
     metas, probs, _ = pipeline.infer_files(media.list_media(data), lm, prep, full["tta"], full["batch_size"],
                                            Path(workdir) / "ref-cache", 0, keep_cache=False, progress=False)
-    preds = pipeline.file_predictions(metas, probs, full["aggregate"], full["threshold"], full["fallback_prob"],
-                                      full["no_face"])
+    preds = pipeline.file_predictions(metas, probs, full["aggregate"], models.resolve_threshold(full["threshold"], lm),
+                                      full["fallback_prob"], full["no_face"])
     return dict(zip(preds["filename"], preds["prob_fake"])), note
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -158,7 +159,26 @@ def load_model(model: str, device: str = "auto", precision: str = "auto", torch_
                "torch_compile": torch_compile,
                "fake_indices": lm.fake_indices, "parameters": sum(p.numel() for p in module.parameters()),
                **{k: v for k, v in lm.data.items()}}
+    training = _training_record(source)
+    if training:  # a model written by train.ipynb: name its training run and carry its val-chosen threshold
+        lm.info.update(training_run=training.get("exp"), threshold=training.get("threshold"))
     return lm
+
+
+def _training_record(source: str) -> dict[str, Any] | None:
+    path = Path(source) / "training.json"  # strategies.TRAINING_FILE (not imported: strategies imports peft lazily)
+    return json.loads(path.read_text(encoding="utf-8")) if Path(source).is_dir() and path.is_file() else None
+
+
+def resolve_threshold(threshold: float | str, lm: LoadedModel) -> float:
+    """``threshold`` as a number; ``"model"`` → the threshold train.ipynb chose on val and stored with the model."""
+    if threshold != "model":
+        return float(threshold)
+    stored = lm.info.get("threshold")
+    if stored is None:
+        raise ParameterError("threshold", threshold, "a number in [0, 1]",
+                             why=f"{lm.name} carries no threshold (only models written by train.ipynb do)")
+    return float(stored)
 
 
 def pixels(crops: np.ndarray, data: dict[str, Any], device: torch.device | str = "cpu") -> torch.Tensor:

@@ -32,6 +32,11 @@ ENSEMBLE_KEYS = ("runs", "method", "weights", "threshold", "tune_threshold", "la
                  "allow_model_ensemble", "exp")
 ALL_KEYS = tuple(dict.fromkeys(PREPROCESS_KEYS + INFER_KEYS))
 TASK_KEYS = INFER_KEYS + ("model_name",)  # the scoring-server bundle's task.ipynb (lib.kernel)
+TRAIN_KEYS = ("data", "train_on", "self_blend", "group_by", "val_fraction", "frames", "face_margin", "detect_width", "detector",
+              "detect_every", "no_face", "workers", "cache_dir", "backbone", "strategy", "frozen_blocks", "lora_rank",
+              "lora_alpha", "lora_dropout", "lora_targets", "teacher", "distill_alpha", "distill_temperature", "epochs",
+              "batch_size", "grad_accum", "lr", "weight_decay", "scheduler", "loss", "label_smoothing", "focal_gamma",
+              "augment", "monitor", "patience", "dropout", "seed", "device", "precision", "out", "exp")
 
 
 def collect(namespace: dict[str, Any], allowed: tuple[str, ...], notebook: str) -> dict[str, Any]:
@@ -106,20 +111,22 @@ def check_infer(p: dict[str, Any]) -> dict[str, Any]:
         raise ParameterError("precision", p["precision"], PRECISIONS)
     if not isinstance(p["batch_size"], int) or p["batch_size"] < 1:
         raise ParameterError("batch_size", p["batch_size"], "an integer ≥ 1 (crops per forward pass)")
-    for name in ("threshold", "fallback_prob"):
-        if not isinstance(p[name], (int, float)) or not 0.0 <= p[name] <= 1.0:
-            raise ParameterError(name, p[name], "a number in [0, 1]")
+    if p["threshold"] != "model" and (not isinstance(p["threshold"], (int, float)) or not 0 <= p["threshold"] <= 1):
+        raise ParameterError("threshold", p["threshold"], "a number in [0, 1], or 'model' (the threshold that "
+                             "train.ipynb chose on val and stored in the model folder)")
+    if not isinstance(p["fallback_prob"], (int, float)) or not 0.0 <= p["fallback_prob"] <= 1.0:
+        raise ParameterError("fallback_prob", p["fallback_prob"], "a number in [0, 1]")
     return {**out, "labels": optional_file("labels", p["labels"]), "exp": check_exp(p["exp"])}
 
 
-def _positive_int(name: str, value: Any, what: str) -> None:
+def positive_int(name: str, value: Any, what: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ParameterError(name, value, f"an integer ≥ 1 ({what})")
 
 
 def check_eda(p: dict[str, Any]) -> dict[str, Any]:
     """Check every eda.ipynb parameter before any work starts; returns resolved values."""
-    _positive_int("sample", p["sample"], "files whose faces are surveyed")
+    positive_int("sample", p["sample"], "files whose faces are surveyed")
     PrepSettings(frames=p["frames"], face_margin=float(p["face_margin"]), detect_width=p["detect_width"],
                  detector=p["detector"], size=p["size"] if isinstance(p["size"], int) and p["size"] > 0 else 224)
     if isinstance(p["seed"], bool) or not isinstance(p["seed"], int):
@@ -146,7 +153,7 @@ def check_ensemble(p: dict[str, Any]) -> dict[str, Any]:
     for name in ("tune_threshold", "allow_model_ensemble"):
         if not isinstance(p[name], bool):
             raise ParameterError(name, p[name], "True, False")
-    _positive_int("folds", p["folds"], "cross-validation folds")
+    positive_int("folds", p["folds"], "cross-validation folds")
     if isinstance(p["seed"], bool) or not isinstance(p["seed"], int):
         raise ParameterError("seed", p["seed"], "an integer")
     labels = optional_file("labels", p["labels"])
@@ -162,3 +169,10 @@ def check_task(p: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(p["model_name"], str) or not p["model_name"]:
         raise ParameterError("model_name", p["model_name"], "a non-empty name for the submission")
     return check_infer(p)
+
+
+
+def number(name: str, value: Any, low: float, high: float, what: str) -> None:
+    """A number in [low, high] (booleans rejected), else a ParameterError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ParameterError(name, value, what)
