@@ -1,6 +1,7 @@
 # One command sets everything up and runs the main job; one sets everything up and runs the tests.
 #   make demo   venv + install, generate the sample set, preprocess, fit the offline demo detector, infer
 #   make test   venv + install, pytest (offline, CPU)
+#   make train-demo  the four training strategies on the sample set, then infer with the LoRA model (CPU: minutes)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install sample demo test clean-runs
+.PHONY: install sample demo train-demo test clean-runs
 
 install: $(STAMP)
 
@@ -31,8 +32,20 @@ demo: sample
 	$(BIN)/papermill --log-level WARNING notebooks/infer.ipynb submissions/demo/infer.ipynb -f params/demo.yaml
 	@echo "submission: submissions/demo/submission.csv  (run record: submissions/demo/run.json, table: EXPERIMENTS.md)"
 
+TRAIN := $(BIN)/papermill --log-level WARNING notebooks/train.ipynb
+train-demo: sample
+	mkdir -p submissions/train-fe submissions/train-ft submissions/train-lora submissions/train-distill submissions/train-infer
+	$(TRAIN) submissions/train-fe/train.ipynb -p strategy feature_extractor -p exp train-fe
+	$(TRAIN) submissions/train-ft/train.ipynb -p strategy fine_tune -y "frozen_blocks: [stem, 0, 1, 2]" -p lr 0.0003 -p exp train-ft
+	$(TRAIN) submissions/train-lora/train.ipynb -p strategy lora -p self_blend True -p exp train-lora
+	$(TRAIN) submissions/train-distill/train.ipynb -p strategy distill -p teacher models/train-ft -p backbone resnet_tiny \
+		-p lr 0.003 -p exp train-distill
+	$(BIN)/papermill --log-level WARNING notebooks/infer.ipynb submissions/train-infer/infer.ipynb -f params/demo.yaml \
+		-p model models/train-lora -p threshold model -p exp train-infer
+	@echo "models: models/train-{fe,ft,lora,distill}/; runs: submissions/train-*/ (table: EXPERIMENTS.md)"
+
 test: install
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean-runs:
-	rm -rf cache submissions/*/ data/sample models/demo-detector
+	rm -rf cache submissions/*/ data/sample models/demo-detector models/train-*

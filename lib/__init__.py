@@ -20,6 +20,12 @@ Modules, one concern each:
     ensemble     combine runs' predictions; cross-validated weight and threshold fits; the one-model rule
     sample       the generated, labelled sample set
     demo_model   the offline demo detector (EfficientNet-Lite0 features + logistic regression)
+    augment      training augmentations (flip, rotate, color, erase, blur, jpeg) on uint8 crops
+    sbi          self-blended pseudo-fakes from real crops (dlib 68 landmarks, deformed convex-hull mask)
+    losses       cross-entropy, focal, soft-F1 and the distillation loss
+    traindata    labelled folders → crops via the cache, the split by origin, per-epoch training samples
+    strategies   feature_extractor, fine_tune, lora, distill; the model folder a training run writes
+    train        the training loop, validation by file, threshold choice, per-kind report, curves
 
 Submodules are imported explicitly (``from lib import frames``) so that importing ``lib`` stays cheap.
 """

@@ -167,7 +167,8 @@ def _fmt(x: Any, digits: int = 4) -> str:
 def _model_name(r: dict[str, Any]) -> str:
     """The run's model; for an ensemble, the models of its inputs."""
     models = r.get("models")
-    return " + ".join(map(str, models)) if models else str(r.get("params", {}).get("model", ""))
+    p = r.get("params", {})
+    return " + ".join(map(str, models)) if models else str(p.get("model") or p.get("backbone") or "")  # train: backbone
 
 
 def _row(r: dict[str, Any], changed: str = "") -> list[str]:

@@ -17,7 +17,8 @@ import media_factory as mf
 from lib import media, settings
 from lib.paths import NOTEBOOKS
 
-NOTEBOOK_KEYS = {"infer.ipynb": settings.INFER_KEYS, "preprocess.ipynb": settings.PREPROCESS_KEYS}
+NOTEBOOK_KEYS = {"infer.ipynb": settings.INFER_KEYS, "preprocess.ipynb": settings.PREPROCESS_KEYS,
+                 "train.ipynb": settings.TRAIN_KEYS}
 
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOK_KEYS))

@@ -1,0 +1,249 @@
+"""Training: split hygiene, strategies, the loop, the model folder it writes, and train.ipynb end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import papermill as pm
+import pytest
+import torch
+from PIL import Image
+
+import media_factory as mf
+from conftest import make_tiny_vit
+from lib import models, strategies, train, traindata
+from lib.errors import ParameterError
+from lib.paths import NOTEBOOKS
+
+
+def _files(groups: list[str], labels: list[int], kinds: list[str] | None = None) -> pd.DataFrame:
+    n = len(groups)
+    return pd.DataFrame({"filename": [f"f{i}.jpg" for i in range(n)], "label": labels, "origin": groups,
+                         "kind": kinds or ["k"] * n, "dataset": "d", "n_crops": 1})
+
+
+def test_split_keeps_groups_whole_and_is_stratified():
+    groups = [f"g{i // 2}" for i in range(40)]  # a real and its fake share a group
+    files = _files(groups, [i % 2 for i in range(40)])
+    tr, va = traindata.split_files(files, 0.25, seed=42)
+    assert not set(files["origin"][tr]) & set(files["origin"][va])
+    assert set(files["label"][va]) == {0, 1} and 0.15 < len(va) / 40 < 0.35
+    tr2, va2 = traindata.split_files(files, 0.25, seed=42)
+    assert (tr == tr2).all() and (va == va2).all(), "the split must be reproducible for a seed"
+
+
+def test_real_only_split_sends_every_faked_group_to_val():
+    groups = [f"g{i // 2}" for i in range(20)] + [f"r{i}" for i in range(20)]
+    labels = [i % 2 for i in range(20)] + [0] * 20
+    files = _files(groups, labels)
+    tr, va = traindata.split_files(files, 0.25, seed=1, train_on="real")
+    assert (files["label"][tr] == 0).all() and files["origin"][tr].str.startswith("r").all()
+    assert set(np.flatnonzero(files["label"] == 1)) <= set(va), "every fake is validated"
+    assert not set(files["origin"][tr]) & set(files["origin"][va])
+    with pytest.raises(ParameterError, match="train_on"):
+        traindata.split_files(_files([f"g{i // 2}" for i in range(20)], [i % 2 for i in range(20)]), 0.25, 1,
+                              train_on="real")
+
+
+def test_file_table_derives_kind_and_group(tmp_path):
+    (tmp_path / "media").mkdir()
+    (tmp_path / "labels.csv").write_text("filename,label,source,origin\na.mp4,0,src,a.mp4\nb.mp4,1,src,a.mp4\n"
+                                         "c.jpg,0,other,\n")
+    t = traindata.file_table(str(tmp_path))
+    assert list(t["kind"]) == ["src-real", "src-fake", "other-real"]
+    assert t["origin"][0] == t["origin"][1] != t["origin"][2]
+    assert t["path"][0].endswith("media/a.mp4")
+    with pytest.raises(ParameterError, match="data"):
+        traindata.dataset_paths(str(tmp_path / "missing"))
+
+
+@pytest.fixture(scope="module")
+def vit(tmp_path_factory):
+    return make_tiny_vit(tmp_path_factory.mktemp("vit"), {0: "real", 1: "fake"}, size=32)
+
+
+def _trainable(model) -> set[str]:
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_feature_extractor_trains_only_the_head(vit):
+    model, data = strategies.build_model(str(vit))
+    assert data["size"] == 32 and model.config.id2label == strategies.ID2LABEL
+    model = strategies.STRATEGIES.get("feature_extractor")(model, {})
+    assert _trainable(model) == {"classifier.weight", "classifier.bias"}
+
+
+def test_fine_tune_freezes_the_named_blocks(vit):
+    model, _ = strategies.build_model(str(vit))
+    names = strategies.blocks(model)
+    assert len(names) == 2 and names[0].endswith("0") and names[1].endswith("1")  # the ViT's transformer layers
+    model = strategies.STRATEGIES.get("fine_tune")(model, {"frozen_blocks": ["stem", 0]})
+    trainable = _trainable(model)
+    assert not any(n.startswith(("vit.embeddings", names[0] + ".")) for n in trainable)
+    assert any(n.startswith(names[1] + ".") for n in trainable) and "classifier.weight" in trainable
+    with pytest.raises(ParameterError, match="frozen_blocks"):
+        strategies.frozen_names(model, [5])
+
+
+def test_feature_extractor_keeps_batchnorm_statistics():
+    model, _ = strategies.build_model("efficientnet_lite0")
+    model = strategies.STRATEGIES.get("feature_extractor")(model, {})
+    before = model.backbone._bn0.running_mean.clone()
+    model.train()
+    strategies.freeze_batchnorm(model)
+    model(pixel_values=torch.randn(2, 3, 64, 64))
+    assert torch.equal(before, model.backbone._bn0.running_mean)
+
+
+def _crop_set(n: int = 24, size: int = 32, seed: int = 0) -> traindata.CropSet:
+    """Separable synthetic crops: fakes are brighter."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    crops = (rng.integers(0, 100, (n, size, size, 3)) + labels[:, None, None, None] * 120).astype(np.uint8)
+    files = _files([f"g{i}" for i in range(n)], labels.tolist())
+    return traindata.CropSet(crops, np.arange(n), files)
+
+
+def _fit(model, data, epochs=3, monitor="val_auc", patience=3, lr=3e-3):
+    train.seed_everything(42)
+    samples = traindata.TrainSamples(_crop_set(), [], seed=42)
+    loop = train.Loop(epochs=epochs, batch_size=8, lr=lr, monitor=monitor, patience=patience, device="cpu")
+    return train.fit(model, samples, _crop_set(12, seed=1), data, loop, torch.nn.functional.cross_entropy)
+
+
+def test_fit_learns_a_separable_task_and_keeps_the_best_epoch(vit):
+    model, data = strategies.build_model(str(vit))
+    model = strategies.STRATEGIES.get("fine_tune")(model, {})
+    model, history = _fit(model, data, epochs=4)
+    assert history["val_auc"].max() > 0.9
+    best = history.loc[history["best"]].iloc[-1]
+    val = _crop_set(12, seed=1)
+    auc = train.file_metrics(train.file_scores(val, train.predict(model, val.crops, data, torch.device("cpu"))))
+    assert auc["val_auc"] == pytest.approx(best["val_auc"]), "the returned model holds the best epoch's weights"
+
+
+def test_early_stopping_stops_after_patience(vit):
+    model, data = strategies.build_model(str(vit))
+    model = strategies.STRATEGIES.get("fine_tune")(model, {})
+    _, history = _fit(model, data, epochs=6, monitor="val_loss", patience=1, lr=0.5)  # diverges
+    assert len(history) < 6
+
+
+def test_lora_merges_into_a_plain_model_that_loads_like_a_hub_model(vit, tmp_path):
+    model, data = strategies.build_model(str(vit))
+    model = strategies.STRATEGIES.get("lora")(model, {"lora_rank": 4, "lora_alpha": 8, "lora_dropout": 0.0,
+                                                      "lora_targets": []})
+    trainable = _trainable(model)
+    assert trainable and all("lora_" in n or "classifier" in n for n in trainable)
+    for n, p in model.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.5)  # adapters that change the output
+    crops = _crop_set(8).crops
+    ref = train.predict(model, crops, data, torch.device("cpu"))
+    plain = strategies.finalize(model)
+    assert not any("lora" in k for k in plain.state_dict())
+    np.testing.assert_allclose(train.predict(plain, crops, data, torch.device("cpu")), ref, atol=1e-4)
+    out = strategies.save(plain, tmp_path / "m", data, {"exp": "t", "threshold": 0.4})
+    assert strategies.check_saved(out, plain, crops, data) < 1e-5
+    lm = models.load_model(str(out))
+    assert lm.info["training_run"] == "t" and models.resolve_threshold("model", lm) == 0.4
+
+
+def test_threshold_and_kind_report():
+    scores = pd.DataFrame({"label": [0, 0, 0, 1, 1, 1], "prob_fake": [0.1, 0.2, 0.3, 0.25, 0.35, 0.4],
+                           "kind": ["r", "r", "r", "a", "a", "b"]})
+    thr, f1 = train.choose_threshold(scores)
+    assert f1 > train.file_metrics(scores, 0.5)["val_f1"] and 0.3 < thr <= 0.35 or f1 == 1.0
+    rep = train.kind_report(scores, thr).set_index("kind")
+    assert rep.loc["b", "auc_vs_real"] == 1.0 and rep.loc["r", "files"] == 3 and np.isnan(rep.loc["r", "auc_vs_real"])
+
+
+def test_teacher_soft_labels_are_computed_once(vit, tmp_path, monkeypatch):
+    samples = traindata.TrainSamples(_crop_set(10), ["flip"], seed=3)
+    first = train.teacher_logits(str(vit), samples, tmp_path)
+    monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("the teacher ran again"))
+    np.testing.assert_array_equal(train.teacher_logits(str(vit), samples, tmp_path), first)
+    assert first.shape == (10, 2)
+
+
+TRAIN_DEFAULTS = {k: v["default"] for k, v in pm.inspect_notebook(str(NOTEBOOKS / "train.ipynb")).items()}
+
+
+def _params(**over):
+    import ast
+
+    p = {k: ast.literal_eval(v) for k, v in TRAIN_DEFAULTS.items()}
+    return {**p, **over}
+
+
+@pytest.mark.parametrize("over, name", [({"strategy": "svm"}, "strategy"), ({"train_on": "real"}, "self_blend"),
+                                        ({"strategy": "distill"}, "teacher"), ({"teacher": "x"}, "teacher"),
+                                        ({"augment": ["flip", "sepia"]}, "augment"), ({"loss": "hinge"}, "loss"),
+                                        ({"scheduler": "linear"}, "scheduler"), ({"epochs": 0}, "epochs"),
+                                        ({"data": []}, "data"), ({"monitor": "f1"}, "monitor")])
+def test_wrong_train_parameter_is_named(over, name):
+    with pytest.raises(ParameterError) as e:
+        train.check_params(_params(**over))
+    assert e.value.name == name
+
+
+def _train_data(folder):
+    """Eight face photos and two clips; each fake is its real with a tinted, blurred face, in the same group."""
+    import cv2
+
+    rows = []
+    for i in range(5):
+        img = mf.face_image((240 + 20 * i, 240 + 20 * i))
+        img = np.clip(img.astype(int) + 8 * i, 0, 255).astype(np.uint8)
+        fake = img.copy()
+        h, w = fake.shape[:2]
+        face = fake[h // 4:3 * h // 4, w // 4:3 * w // 4]
+        fake[h // 4:3 * h // 4, w // 4:3 * w // 4] = cv2.GaussianBlur(np.clip(face * [1.1, 0.9, 0.9], 0, 255)
+                                                                      .astype(np.uint8), (5, 5), 0)
+        Image.fromarray(img).save(folder / f"real{i}.jpg")
+        Image.fromarray(fake).save(folder / f"fake{i}.png")
+        rows += [f"real{i}.jpg,0,photos,real{i}.jpg", f"fake{i}.png,1,photos,real{i}.jpg"]
+    mf.face_video(folder / "clip.mp4", n_frames=8)
+    rows.append("clip.mp4,0,clips,clip.mp4")
+    (folder / "labels.csv").write_text("filename,label,source,origin\n" + "\n".join(rows) + "\n")
+    return folder
+
+
+@pytest.mark.slow
+def test_train_notebook_writes_a_model_that_infer_loads(vit, tmp_path):
+    (tmp_path / "data").mkdir()
+    data = _train_data(tmp_path / "data")
+    work, old = tmp_path / "work", os.environ["KIT_WORKDIR"]
+    os.environ["KIT_WORKDIR"] = str(work)  # the notebook kernels inherit it
+    try:
+        common = {"data": [str(data)], "frames": 3, "workers": 0, "cache_dir": str(work / "crops"),
+                  "backbone": str(vit), "epochs": 2, "batch_size": 4, "val_fraction": 0.34, "self_blend": True}
+        pm.execute_notebook(str(NOTEBOOKS / "train.ipynb"), str(tmp_path / "lora.ipynb"), progress_bar=False,
+                            parameters={**common, "strategy": "lora", "exp": "lora1", "out": str(tmp_path / "m1")})
+        rec = json.loads((work / "submissions" / "lora1" / "run.json").read_text())
+        assert rec["kind"] == "train" and len(rec["history"]) == 2 and rec["samples"]["pseudo_fake"] > 0
+        assert rec["git"] and rec["versions"]["torch"] and rec["timings"]["train_s"] > 0
+        for name in ("curves.png", "sbi_examples.png", "val_predictions.csv", "val_by_kind.csv"):
+            assert (work / "submissions" / "lora1" / name).is_file(), name
+        assert "| lora1 |" in (work / "EXPERIMENTS.md").read_text()
+        training = strategies.read_training(tmp_path / "m1")
+        assert training["exp"] == "lora1" and 0 <= training["threshold"] <= 1
+
+        pm.execute_notebook(str(NOTEBOOKS / "train.ipynb"), str(tmp_path / "distill.ipynb"), progress_bar=False,
+                            parameters={**common, "strategy": "distill", "teacher": str(tmp_path / "m1"),
+                                        "backbone": "resnet_tiny", "exp": "distill1", "out": str(tmp_path / "m2")})
+        d = json.loads((work / "submissions" / "distill1" / "run.json").read_text())["distill"]
+        assert d["student_parameters"] < d["teacher_parameters"] or d["teacher_parameters"] < 1e6
+
+        pm.execute_notebook(str(NOTEBOOKS / "infer.ipynb"), str(tmp_path / "infer.ipynb"), progress_bar=False,
+                            parameters={"data_dir": str(data), "model": str(tmp_path / "m1"), "frames": 3,
+                                        "workers": 0, "threshold": "model", "exp": "inf1",
+                                        "labels": str(data / "labels.csv"), "cache_dir": str(work / "crops")})
+        inf = json.loads((work / "submissions" / "inf1" / "run.json").read_text())
+        assert inf["model"]["training_run"] == "lora1" and inf["model"]["threshold"] == training["threshold"]
+        assert len(pd.read_csv(work / "submissions" / "inf1" / "submission.csv")) == 11
+    finally:
+        os.environ["KIT_WORKDIR"] = old
