@@ -136,7 +136,7 @@ def child_kit(args: argparse.Namespace, files: list[Path], tta: str) -> dict[str
     from lib.pipeline import file_predictions, infer_files
 
     extra = {"torch_compile": True} if args.compile else {}
-    lm = models.load_model(args.model, device=args.device, **extra)
+    lm = models.load_model(args.model, device=args.device, precision=args.precision, **extra)
     prep_extra = {"detect_every": args.detect_every} if args.detect_every != 1 else {}
     prep = PrepSettings(frames=args.frames, size=lm.size, **prep_extra)
     t0 = perf_counter()
@@ -160,7 +160,7 @@ def child_model(args: argparse.Namespace) -> dict[str, Any]:
     from lib import models
 
     extra = {"torch_compile": True} if args.compile else {}
-    lm = models.load_model(args.model, device=args.device, **extra)
+    lm = models.load_model(args.model, device=args.device, precision=args.precision, **extra)
     rng = np.random.default_rng(0)
     sweep = {}
     for bs in args.sweep:
@@ -202,6 +202,7 @@ def run_child(args: argparse.Namespace) -> None:
 def _child_argv(args: argparse.Namespace, mode: str, **over: Any) -> list[str]:
     opts = {"corpus": args.corpus_dir, "model": args.model, "frames": args.frames, "tta": args.tta,
             "tta-c": args.tta_c, "batch-size": args.batch_size, "workers": args.workers, "device": args.device,
+            "precision": args.precision,
             "detect-every": args.detect_every, "limit": args.limit, "cache-dir": args.cache_dir or "",
             "crops": args.crops, **over}
     argv = [sys.executable, str(Path(__file__).resolve()), "--mode", mode]
@@ -294,7 +295,7 @@ def _config(args: argparse.Namespace, files: list[Path]) -> dict[str, Any]:
     return {"git": _git(), "corpus": args.corpus, "corpus_dir": args.corpus_dir, "files": len(files), "frames": args.frames,
             "tta": args.tta, "tta_c": args.tta_c, "rounds": args.rounds, "model": args.model,
             "batch_size": args.batch_size, "workers": args.workers, "detect_every": args.detect_every,
-            "compile": args.compile, "cpu_count": os.cpu_count(), "limit": args.limit}
+            "compile": args.compile, "precision": args.precision, "cpu_count": os.cpu_count(), "limit": args.limit}
 
 
 def bench_abc(args: argparse.Namespace, files: list[Path]) -> dict[str, Any]:
@@ -425,6 +426,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--detect-every", type=int, default=1, help="(b)/(c): detect on every K-th sampled frame")
     p.add_argument("--compile", action="store_true", help="(b)/(c): load_model(..., torch_compile=True)")
     p.add_argument("--device", default="cpu", help="(b)/(c) and model-only: cpu (default), cuda, auto")
+    p.add_argument("--precision", default="auto", help="(b)/(c) and model-only: auto (default), fp32, fp16, bf16, int8 "
+                   "((a) is always fp32)")
     p.add_argument("--limit", type=int, default=0, help="only the first N files of a fixed shuffle (0: all)")
     p.add_argument("--model-only", action="store_true", help="the model's forward time for (b)'s crops")
     p.add_argument("--sweep", type=int, nargs="+", default=[16, 32, 64, 128], help="model-only batch sizes")

@@ -112,3 +112,20 @@ def test_tensor_preprocessing_matches_the_hf_processor(tiny_vit):
         proc = AutoImageProcessor.from_pretrained(str(tiny_vit))
     ref = proc(images=[Image.fromarray(c) for c in crops], return_tensors="pt")["pixel_values"]
     np.testing.assert_allclose(models.to_pixels(crops, lm).numpy(), ref.numpy(), atol=1e-3)
+
+
+def test_cpu_precisions_stay_close_to_fp32(tiny_vit):
+    crops = np.random.default_rng(0).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    ref = models.predict_crops(models.load_model(str(tiny_vit), "cpu", "fp32"), crops)
+    int8 = models.load_model(str(tiny_vit), "cpu", "int8")
+    assert int8.info["precision_used"] == "int8"
+    assert any(".quantized.dynamic" in type(m).__module__ for m in int8.module.modules()), "Linear layers quantised"
+    bf16 = models.load_model(str(tiny_vit), "cpu", "bf16")
+    assert bf16.amp_dtype == torch.bfloat16
+    for lm in (int8, bf16):
+        assert np.abs(models.predict_crops(lm, crops) - ref).max() < 0.05
+    with pytest.warns(UserWarning, match="fp16.*using fp32"):
+        fp16 = models.load_model(str(tiny_vit), "cpu", "fp16")
+    assert fp16.info["precision_used"] == "fp32" and np.array_equal(models.predict_crops(fp16, crops), ref)
+    with pytest.raises(ParameterError, match="precision='fp64'"):
+        models.effective_precision(torch.device("cpu"), "fp64")

@@ -132,6 +132,20 @@ def test_early_stopping_stops_after_patience(vit):
     assert len(history) < 6
 
 
+def test_gradient_accumulation_matches_the_bigger_batch(vit):
+    def weights(batch_size, grad_accum):
+        model, data = strategies.build_model(str(vit))
+        train.seed_everything(0)
+        model.classifier.reset_parameters()  # the same new head in both runs
+        samples = traindata.TrainSamples(_crop_set(32), [], seed=5)
+        loop = train.Loop(epochs=1, batch_size=batch_size, grad_accum=grad_accum, lr=1e-2, device="cpu")
+        model, _ = train.fit(model, samples, _crop_set(8, seed=1), data, loop, torch.nn.functional.cross_entropy)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    # Adam moves each weight by about lr (1e-2) per update: one update more or less would differ by far more
+    torch.testing.assert_close(weights(8, 2), weights(16, 1), atol=5e-4, rtol=0)
+
+
 def test_lora_merges_into_a_plain_model_that_loads_like_a_hub_model(vit, tmp_path):
     model, data = strategies.build_model(str(vit))
     model = strategies.STRATEGIES.get("lora")(model, {"lora_rank": 4, "lora_alpha": 8, "lora_dropout": 0.0,
@@ -245,5 +259,16 @@ def test_train_notebook_writes_a_model_that_infer_loads(vit, tmp_path):
         inf = json.loads((work / "submissions" / "inf1" / "run.json").read_text())
         assert inf["model"]["training_run"] == "lora1" and inf["model"]["threshold"] == training["threshold"]
         assert len(pd.read_csv(work / "submissions" / "inf1" / "submission.csv")) == 11
+
+        import yaml
+
+        from lib import kernel
+
+        task = tmp_path / "task.yaml"
+        task.write_text(yaml.safe_dump({"frames": 3, "threshold": "model", "workers": 0}))
+        bundle = kernel.build("k1", model=str(tmp_path / "m1"), params_file=str(task), out_root=tmp_path / "kernels")
+        assert (bundle / kernel.task_parameters(bundle)["model"] / "training.json").is_file()
+        assert kernel.static_problems(bundle) == [], "a trained model's bundle passes the server checks"
+        assert not {"train.py", "strategies.py", "sbi.py"} & {p.name for p in (bundle / "lib").iterdir()}
     finally:
         os.environ["KIT_WORKDIR"] = old
