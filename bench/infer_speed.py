@@ -315,7 +315,8 @@ def bench_abc(args: argparse.Namespace, files: list[Path]) -> dict[str, Any]:
 def _matches(saved: dict[str, Any], args: argparse.Namespace) -> bool:
     cfg = saved.get("config", {})
     return all(cfg.get(k) == v for k, v in (("corpus_dir", args.corpus_dir), ("frames", args.frames),
-                                              ("tta", args.tta), ("model", args.model), ("limit", args.limit)))
+                                              ("tta", args.tta), ("model", args.model), ("limit", args.limit),
+                                              ("precision", args.precision)))
 
 
 def bench_model_only(args: argparse.Namespace, files: list[Path]) -> dict[str, Any]:

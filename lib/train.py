@@ -32,6 +32,9 @@ MONITORS = ("val_f1", "val_auc", "val_loss")
 
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and torch; deterministic algorithms where torch has them (warn, not fail, elsewhere)."""
+    import os
+
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (read when CUDA starts)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
