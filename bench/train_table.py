@@ -33,9 +33,14 @@ STRATEGY_LR = {"feature_extractor": 1e-3, "fine_tune": 3e-4, "lora": 1e-3}
 SETTINGS = {"real": {"train_on": "real", "self_blend": True}, "all": {"train_on": "all", "self_blend": True}}
 
 
-def run_one(exp: str, out: Path, data: list[str], extra: dict, common: dict) -> dict:
-    """One train.ipynb run; returns its run.json."""
+def run_one(exp: str, out: Path, data: list[str], extra: dict, common: dict, reuse: bool = False) -> dict:
+    """One train.ipynb run (or, with ``reuse``, the record of an earlier one); returns its run.json."""
     import yaml
+
+    record = out / "submissions" / exp / "run.json"
+    if reuse and record.is_file():
+        print(f"{exp}: reusing {record}", flush=True)
+        return json.loads(record.read_text())
 
     params = {"data": data, **common, **extra, "exp": exp, "out": str(out / "models" / exp)}
     pfile = out / "params" / f"{exp}.yaml"
@@ -53,7 +58,7 @@ def run_one(exp: str, out: Path, data: list[str], extra: dict, common: dict) -> 
         rc = subprocess.run(cmd, env=env, cwd=ROOT, stdout=f, stderr=subprocess.STDOUT).returncode
     if rc:
         raise SystemExit(f"{exp} failed (rc {rc}); see {log}")
-    rec = json.loads((out / "submissions" / exp / "run.json").read_text())
+    rec = json.loads(record.read_text())
     print(f"{exp}: val F1 {rec['metrics']['macro_f1']:.3f} AUC {rec['metrics']['val_auc']} "
           f"({time.time() - t:.0f} s wall)", flush=True)
     return rec
@@ -79,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--frames", type=int, default=4)
     ap.add_argument("--no-distill", action="store_true")
+    ap.add_argument("--reuse", action="store_true", help="take runs already in --out instead of training them again")
     ap.add_argument("--out", default=str(ROOT / "bench/out/train"))
     a = ap.parse_args(argv)
     out = Path(a.out).resolve()
@@ -88,14 +94,14 @@ def main(argv: list[str] | None = None) -> None:
     for setting in a.settings:
         for strategy in a.strategies:
             rec = run_one(f"{setting}-{strategy}", out, a.data,
-                          {**SETTINGS[setting], "strategy": strategy, "lr": STRATEGY_LR[strategy]}, common)
+                          {**SETTINGS[setting], "strategy": strategy, "lr": STRATEGY_LR[strategy]}, common, a.reuse)
             summary.append(summary_row(setting, rec))
             kinds += kind_rows(setting, rec)
             if setting == "all" and (best_all is None or (rec["metrics"]["val_auc"] or 0) > (best_all["metrics"]["val_auc"] or 0)):
                 best_all = rec
     if best_all is not None and not a.no_distill:
         rec = run_one("all-distill", out, a.data, {**SETTINGS["all"], "strategy": "distill", "backbone": "resnet_tiny",
-                                                   "teacher": best_all["model_dir"], "lr": 3e-3}, common)
+                                                   "teacher": best_all["model_dir"], "lr": 3e-3}, common, a.reuse)
         summary.append(summary_row("all", rec))
         kinds += kind_rows("all", rec)
         d = rec["distill"]
@@ -107,12 +113,15 @@ def main(argv: list[str] | None = None) -> None:
     table.to_csv(out / "summary.csv", index=False)
     by_kind.to_csv(out / "by_kind.csv", index=False)
     print("\n" + table.to_markdown(index=False, floatfmt=".3f"))
-    pivot = by_kind.pivot_table(index=["kind", "label", "files"], columns=["setting", "strategy"],
-                                values="auc_vs_real" if "auc_vs_real" in by_kind else "accuracy")
-    print("\nAUC of each fake kind against the val reals (fake kinds) by setting and strategy:\n"
-          + pivot.dropna(how="all").to_markdown(floatfmt=".3f"))
-    acc = by_kind.pivot_table(index=["kind", "label", "files"], columns=["setting", "strategy"], values="accuracy")
-    print("\naccuracy at each run's chosen threshold:\n" + acc.to_markdown(floatfmt=".2f"))
+    for setting, g in by_kind.groupby("setting", sort=False):
+        files = g.groupby("kind")["files"].first()
+        auc = g.pivot_table(index="kind", columns="strategy", values="auc_vs_real") if "auc_vs_real" in g else None
+        acc = g.pivot_table(index="kind", columns="strategy", values="accuracy")
+        print(f"\nsetting {setting}: val files per kind; AUC of each fake kind against all val reals; accuracy at "
+              "each run's chosen threshold")
+        table = pd.concat({**({"AUC": auc} if auc is not None else {}), "accuracy": acc}, axis=1)
+        table.columns = [f"{what} {strategy}" for what, strategy in table.columns]
+        print(table.assign(files=files).iloc[:, [-1, *range(len(table.columns))]].to_markdown(floatfmt=".2f"))
 
 
 if __name__ == "__main__":

@@ -86,7 +86,8 @@ def predict(model: nn.Module, crops: np.ndarray, data: dict[str, Any], device: t
     out = []
     with torch.inference_mode(), _autocast(device, precision):
         for i in range(0, len(crops), batch_size):
-            out.append(model(pixel_values=pixels(crops[i:i + batch_size], data, device)).logits.float().cpu())
+            batch = fit_size(crops[i:i + batch_size], int(data["size"]))
+            out.append(model(pixel_values=pixels(batch, data, device)).logits.float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
 
 
@@ -164,7 +165,7 @@ def _epoch(model: nn.Module, samples: TrainSamples, data: dict[str, Any], loop: 
     for b in bar:
         ks = order[b * loop.batch_size:(b + 1) * loop.batch_size]
         imgs, ys = samples.batch(ks)
-        x, y = pixels(imgs, data, device), torch.from_numpy(ys).long().to(device)
+        x, y = pixels(fit_size(imgs, int(data["size"])), data, device), torch.from_numpy(ys).long().to(device)
         t = torch.from_numpy(teacher[ks]).to(device) if teacher is not None else None
         with _autocast(device, loop.precision):
             loss = _step_loss(model, x, y, loss_fn, t, distill)
@@ -226,8 +227,16 @@ def fit(model: nn.Module, samples: TrainSamples, val: CropSet, data: dict[str, A
     return model, pd.DataFrame(loop.history)
 
 
+def crop_size(model_size: int, teacher: str | None) -> int:
+    """The size crops are cached at: the model's, or a distillation teacher's when that is bigger (the teacher sees
+    its own resolution; the student gets the same crops resized down)."""
+    from .models import resolve_data_config
+
+    return max(int(model_size), int(resolve_data_config(teacher)["size"])) if teacher else int(model_size)
+
+
 def fit_size(crops: np.ndarray, size: int) -> np.ndarray:
-    """Crops resized to ``size`` (a teacher that takes bigger crops than its student sees the same faces)."""
+    """Crops resized to ``size`` (no copy when they already are): the same faces for a student and its teacher."""
     from .faces import resize
 
     return crops if crops.shape[1] == size else np.stack([resize(c, size) for c in crops])
@@ -281,6 +290,7 @@ def measure_speed(model: nn.Module, crops: np.ndarray, data: dict[str, Any], dev
     import time
 
     dev = resolve_device(device)
+    crops = fit_size(crops, int(data["size"]))
     sample = np.resize(crops, (n, *crops.shape[1:])) if len(crops) else crops
     model = model.to(dev)
     predict(model, sample[:batch_size], data, dev, batch_size)
