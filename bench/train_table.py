@@ -67,7 +67,7 @@ def run_one(exp: str, out: Path, data: list[str], extra: dict, common: dict, reu
 def summary_row(setting: str, rec: dict) -> dict:
     m, t = rec["metrics"], rec["timings"]
     return {"setting": setting, "strategy": rec["strategy"], "backbone": rec["backbone"],
-            "parameters": rec["parameters"], "epochs_run": len(rec["history"]),
+            "parameters": rec["parameters"], "trainable": rec.get("trainable"), "epochs_run": len(rec["history"]),
             "val_f1@0.5": m["val_f1"], "val_f1@thr": m["val_f1_at_threshold"], "threshold": m["threshold"],
             "val_auc": m["val_auc"], "train_s": t.get("train_s"), "crops_per_s": rec["speed"]["crops_per_s"]}
 
