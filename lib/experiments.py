@@ -194,8 +194,13 @@ def _merit(r: dict[str, Any]) -> tuple[int, float] | None:
 
 
 def best_before(records: list[dict[str, Any]], i: int) -> dict[str, Any] | None:
-    """The best of ``records[:i]``: highest public score if any earlier run has one, else highest local macro F1."""
-    rated = [(m, k, r) for k, r in enumerate(records[:i]) if (m := _merit(r)) is not None]
+    """The best of ``records[:i]``: highest public score if any earlier run has one, else highest local macro F1.
+
+    Training runs (val F1 of a model) are compared only with training runs, submissions only with submissions.
+    """
+    training = records[i].get("kind") == "train"
+    rated = [(m, k, r) for k, r in enumerate(records[:i])
+             if (r.get("kind") == "train") == training and (m := _merit(r)) is not None]
     return max(rated, key=lambda t: (t[0], t[1]))[2] if rated else None
 
 
@@ -207,7 +212,9 @@ def param_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def _shown(value: Any) -> str:
     """A parameter value as the "changed" column writes it ('' for an empty string)."""
-    return _fmt(value, 3) if value != "" else "''"
+    if isinstance(value, float):
+        return f"{value:.4g}"  # 0.0003 stays 0.0003, 0.5 stays 0.5
+    return _fmt(value) if value != "" else "''"
 
 
 def changed_text(records: list[dict[str, Any]], i: int) -> str:
