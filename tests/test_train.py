@@ -198,9 +198,10 @@ def _params(**over):
                                         ({"augment": ["flip", "sepia"]}, "augment"), ({"loss": "hinge"}, "loss"),
                                         ({"scheduler": "linear"}, "scheduler"), ({"epochs": 0}, "epochs"),
                                         ({"data": []}, "data"), ({"monitor": "f1"}, "monitor")])
-def test_wrong_train_parameter_is_named(over, name):
+def test_wrong_train_parameter_is_named(over, name, tmp_path):
+    (tmp_path / "labels.csv").write_text("filename,label\na.jpg,0\n")  # a fresh clone has no sample set yet
     with pytest.raises(ParameterError) as e:
-        train.check_params(_params(**over))
+        train.check_params(_params(**{"data": [str(tmp_path)], **over}))
     assert e.value.name == name
 
 
