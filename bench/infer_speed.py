@@ -138,6 +138,8 @@ def child_kit(args: argparse.Namespace, files: list[Path], tta: str) -> dict[str
     extra = {"torch_compile": True} if args.compile else {}
     lm = models.load_model(args.model, device=args.device, precision=args.precision, **extra)
     prep_extra = {"detect_every": args.detect_every} if args.detect_every != 1 else {}
+    if args.detect_scale != "fixed":
+        prep_extra["detect_scale"] = args.detect_scale
     prep = PrepSettings(frames=args.frames, size=lm.size, **prep_extra)
     t0 = perf_counter()
     metas, probs, times = infer_files(files, lm, prep, tta, args.batch_size, cache_dir=Path(args.cache_dir),
@@ -203,7 +205,8 @@ def _child_argv(args: argparse.Namespace, mode: str, **over: Any) -> list[str]:
     opts = {"corpus": args.corpus_dir, "model": args.model, "frames": args.frames, "tta": args.tta,
             "tta-c": args.tta_c, "batch-size": args.batch_size, "workers": args.workers, "device": args.device,
             "precision": args.precision,
-            "detect-every": args.detect_every, "limit": args.limit, "cache-dir": args.cache_dir or "",
+            "detect-every": args.detect_every, "detect-scale": args.detect_scale, "limit": args.limit,
+            "cache-dir": args.cache_dir or "",
             "crops": args.crops, **over}
     argv = [sys.executable, str(Path(__file__).resolve()), "--mode", mode]
     for k, v in opts.items():
@@ -295,7 +298,8 @@ def _config(args: argparse.Namespace, files: list[Path]) -> dict[str, Any]:
     return {"git": _git(), "corpus": args.corpus, "corpus_dir": args.corpus_dir, "files": len(files), "frames": args.frames,
             "tta": args.tta, "tta_c": args.tta_c, "rounds": args.rounds, "model": args.model,
             "batch_size": args.batch_size, "workers": args.workers, "detect_every": args.detect_every,
-            "compile": args.compile, "precision": args.precision, "cpu_count": os.cpu_count(), "limit": args.limit}
+            "detect_scale": args.detect_scale, "compile": args.compile, "precision": args.precision,
+            "cpu_count": os.cpu_count(), "limit": args.limit}
 
 
 def bench_abc(args: argparse.Namespace, files: list[Path]) -> dict[str, Any]:
@@ -425,6 +429,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=64, help="(b)/(c): crops per forward pass (default 64)")
     p.add_argument("--workers", type=int, default=-1, help="(b)/(c): preprocessing processes (default -1: auto)")
     p.add_argument("--detect-every", type=int, default=1, help="(b)/(c): detect on every K-th sampled frame")
+    p.add_argument("--detect-scale", default="fixed", choices=("fixed", "adaptive"), help="(b)/(c): detect_scale")
     p.add_argument("--compile", action="store_true", help="(b)/(c): load_model(..., torch_compile=True)")
     p.add_argument("--device", default="cpu", help="(b)/(c) and model-only: cpu (default), cuda, auto")
     p.add_argument("--precision", default="auto", help="(b)/(c) and model-only: auto (default), fp32, fp16, bf16, int8 "

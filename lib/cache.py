@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ParameterError
-from .faces import DETECTORS, NO_FACE
+from .faces import DETECT_SCALES, DETECTORS, NO_FACE
 from .media import media_kind
 
 FORMAT = 1  # bump when the crop code changes what an entry holds
@@ -30,6 +30,7 @@ class PrepSettings:
     size: int = 224
     no_face: str = "skip"
     detect_every: int = 1  # run the detector on every k-th sampled frame; boxes in between are interpolated
+    detect_scale: str = "fixed"  # adaptive: detect at a width fitted to the face found before (faces.DETECT_SCALES)
 
     def __post_init__(self) -> None:
         if not isinstance(self.frames, int) or self.frames <= 0:
@@ -45,9 +46,12 @@ class PrepSettings:
             raise ParameterError("no_face", self.no_face, NO_FACE)
         if not isinstance(self.detect_every, int) or self.detect_every < 1:
             raise ParameterError("detect_every", self.detect_every, "an integer ≥ 1 (1: detect on every frame)")
+        if self.detect_scale not in DETECT_SCALES:
+            raise ParameterError("detect_scale", self.detect_scale, DETECT_SCALES)
 
     def key_text(self) -> str:
-        fields = {k: v for k, v in asdict(self).items() if not (k == "detect_every" and v == 1)}  # keeps old keys valid
+        defaults = {"detect_every": 1, "detect_scale": "fixed"}  # left out at their defaults: old keys stay valid
+        fields = {k: v for k, v in asdict(self).items() if not (k in defaults and v == defaults[k])}
         return json.dumps({"format": FORMAT, **fields}, sort_keys=True)
 
 

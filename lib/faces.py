@@ -114,16 +114,48 @@ def interpolate_boxes(keyed: dict[int, Box | None], n: int) -> list[Box | None]:
     return out
 
 
+DETECT_SCALES = ("fixed", "adaptive")
+ADAPTIVE_FACE_PX = 120  # adaptive: the face's side on the detector's copy (dlib's HOG finds faces from about 80 px)
+MIN_DETECT_WIDTH = 160
+
+
+def adapted_width(box: Box, frame_width: int, detect_width: int) -> int:
+    """The detector width at which a face the size of ``box`` (found in an earlier frame) is ADAPTIVE_FACE_PX wide,
+    never above ``detect_width``."""
+    side = max(box[2] - box[0], box[3] - box[1], 1)
+    return int(max(MIN_DETECT_WIDTH, min(detect_width, round(frame_width * ADAPTIVE_FACE_PX / side))))
+
+
+def _detect_keyframes(frames: list[np.ndarray], keys: list[int], detector: str, detect_width: int,
+                      adaptive: bool) -> tuple[dict[int, Box | None], int]:
+    """The largest face of each key frame; ``adaptive``: first on a copy scaled so that the previous face is about
+    ADAPTIVE_FACE_PX wide (cheaper when faces are big), then, if that finds none, at ``detect_width``."""
+    keyed: dict[int, Box | None] = {}
+    calls, previous = 0, None
+    for i in keys:
+        box = None
+        width = adapted_width(previous, frames[i].shape[1], detect_width) if adaptive and previous else detect_width
+        if width < detect_width:
+            box, calls = largest(detect(frames[i], detector, width)), calls + 1
+        if box is None:
+            box, calls = largest(detect(frames[i], detector, detect_width)), calls + 1
+        keyed[i], previous = box, box or previous
+    return keyed, calls
+
+
 def detect_sequence(frames: list[np.ndarray], detector: str = "dlib_hog", detect_width: int = 640,
-                    every: int = 1) -> tuple[list[Box | None], int]:
-    """The largest face of each frame, detected on every ``every``-th frame (and the last) and interpolated between.
+                    every: int = 1, scale: str = "fixed") -> tuple[list[Box | None], int]:
+    """The largest face of each frame, detected on every ``every``-th frame (and the last) and interpolated between;
+    ``scale="adaptive"`` detects at a width fitted to the face found before (see ``_detect_keyframes``).
 
     Returns the boxes and the number of detector calls.
     """
+    if scale not in DETECT_SCALES:
+        raise ParameterError("detect_scale", scale, DETECT_SCALES)
     n = len(frames)
     keys = sorted(set(range(0, n, max(1, every))) | ({n - 1} if n else set()))
-    keyed = {i: largest(detect(frames[i], detector, detect_width)) for i in keys}
-    return interpolate_boxes(keyed, n), len(keys)
+    keyed, calls = _detect_keyframes(frames, keys, detector, detect_width, scale == "adaptive")
+    return interpolate_boxes(keyed, n), calls
 
 
 def crop_box(box: Box, margin: float, frame_shape: tuple[int, ...]) -> Box:

@@ -35,7 +35,8 @@ def resolve_workers(workers: int) -> int:
 
 def _crops_of(fr: frames.FrameRead, prep: PrepSettings) -> tuple[list[np.ndarray], dict[str, Any]]:
     """Detect (every ``detect_every``-th frame, boxes interpolated between) and crop every frame read."""
-    boxes, detections = faces.detect_sequence(fr.frames, prep.detector, prep.detect_width, prep.detect_every)
+    boxes, detections = faces.detect_sequence(fr.frames, prep.detector, prep.detect_width, prep.detect_every,
+                                              prep.detect_scale)
     crops, used = [], []
     for frame, index, box in zip(fr.frames, fr.indices, boxes):
         c = faces.crop(frame, box, prep.face_margin, prep.size, prep.no_face)

@@ -18,8 +18,8 @@ from .pipeline import resolve_workers
 _LITERAL = (str, int, float, bool, type(None), list, tuple, dict)
 _IPYTHON = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
-_COMMON = ("data_dir", "model", "frames", "face_margin", "detect_width", "detector", "detect_every", "no_face", "workers",
-           "cache_dir")
+_COMMON = ("data_dir", "model", "frames", "face_margin", "detect_width", "detector", "detect_every", "detect_scale",
+           "no_face", "workers", "cache_dir")
 PREPROCESS_KEYS = _COMMON + ("size",)
 INFER_KEYS = _COMMON + ("labels", "tta", "aggregate", "batch_size", "threshold", "fallback_prob", "device",
                         "precision", "torch_compile", "exp")
@@ -33,7 +33,7 @@ ENSEMBLE_KEYS = ("runs", "method", "weights", "threshold", "tune_threshold", "la
 ALL_KEYS = tuple(dict.fromkeys(PREPROCESS_KEYS + INFER_KEYS))
 TASK_KEYS = INFER_KEYS + ("model_name",)  # the scoring-server bundle's task.ipynb (lib.kernel)
 TRAIN_KEYS = ("data", "train_on", "self_blend", "group_by", "val_fraction", "frames", "face_margin", "detect_width", "detector",
-              "detect_every", "no_face", "workers", "cache_dir", "backbone", "strategy", "frozen_blocks", "lora_rank",
+              "detect_every", "detect_scale", "no_face", "workers", "cache_dir", "backbone", "strategy", "frozen_blocks", "lora_rank",
               "lora_alpha", "lora_dropout", "lora_targets", "teacher", "distill_alpha", "distill_temperature", "epochs",
               "batch_size", "grad_accum", "lr", "weight_decay", "scheduler", "loss", "label_smoothing", "focal_gamma",
               "augment", "monitor", "patience", "dropout", "seed", "device", "precision", "out", "exp")
@@ -82,7 +82,8 @@ def optional_file(name: str, value: str) -> Path | None:
 def prep_settings(p: dict[str, Any], size: int) -> PrepSettings:
     """PrepSettings from the parameters (validated by PrepSettings itself)."""
     return PrepSettings(frames=p["frames"], face_margin=float(p["face_margin"]), detect_width=p["detect_width"],
-                        detector=p["detector"], size=int(size), no_face=p["no_face"], detect_every=p["detect_every"])
+                        detector=p["detector"], size=int(size), no_face=p["no_face"], detect_every=p["detect_every"],
+                        detect_scale=p.get("detect_scale", "fixed"))
 
 
 def check_prep(p: dict[str, Any]) -> dict[str, Any]:

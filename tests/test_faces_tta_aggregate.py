@@ -97,3 +97,36 @@ def test_detect_sequence_on_every_third_frame_follows_the_face():
         ix = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
         union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix
         assert ix / union > 0.7
+
+
+def test_adapted_width_fits_the_face_and_stays_within_bounds():
+    assert faces.adapted_width((0, 0, 200, 200), 1000, 640) == 600
+    assert faces.adapted_width((0, 0, 50, 50), 1000, 640) == 640, "small faces keep the full detect width"
+    assert faces.adapted_width((0, 0, 900, 900), 1000, 640) == faces.MIN_DETECT_WIDTH
+
+
+def test_adaptive_detection_finds_the_same_faces_and_falls_back_when_it_misses():
+    import media_factory as mf
+
+    face = mf.face_image((900, 600))  # a big face: the adapted width is well below 640
+    frames_ = [face, face[:, ::-1].copy(), np.zeros_like(face), face]
+    fixed, calls_fixed = faces.detect_sequence(frames_, detect_width=640)
+    adaptive, calls_adaptive = faces.detect_sequence(frames_, detect_width=640, scale="adaptive")
+    assert calls_fixed == 4 and calls_adaptive == 5, "the blank frame is tried at the adapted width, then at 640"
+    assert adaptive[2] is None and fixed[2] is None
+    for a, b in zip(fixed, adaptive):
+        if a is not None:
+            ix = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+            union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix
+            assert ix / union > 0.7
+    with pytest.raises(ParameterError, match="detect_scale"):
+        faces.detect_sequence(frames_, scale="zoom")
+
+
+def test_detect_scale_changes_the_cache_key_only_when_adaptive():
+    from lib.cache import PrepSettings
+
+    assert PrepSettings().key_text() == PrepSettings(detect_scale="fixed").key_text()
+    assert "detect_scale" in PrepSettings(detect_scale="adaptive").key_text()
+    with pytest.raises(ParameterError, match="detect_scale='big'"):
+        PrepSettings(detect_scale="big")
