@@ -18,8 +18,10 @@ from .pipeline import resolve_workers
 _LITERAL = (str, int, float, bool, type(None), list, tuple, dict)
 _IPYTHON = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
-_COMMON = ("data_dir", "model", "frames", "face_margin", "detect_width", "detector", "detect_every", "detect_scale",
-           "no_face", "workers", "cache_dir")
+# the crop settings and preprocessing workers, shared by preprocess, infer and train
+_CROPS = ("frames", "face_margin", "detect_width", "detector", "detect_every", "detect_scale", "no_face", "workers",
+          "cache_dir")
+_COMMON = ("data_dir", "model") + _CROPS
 PREPROCESS_KEYS = _COMMON + ("size",)
 INFER_KEYS = _COMMON + ("labels", "tta", "aggregate", "batch_size", "threshold", "fallback_prob", "device",
                         "precision", "torch_compile", "exp")
@@ -32,11 +34,11 @@ ENSEMBLE_KEYS = ("runs", "method", "weights", "threshold", "tune_threshold", "la
                  "allow_model_ensemble", "exp")
 ALL_KEYS = tuple(dict.fromkeys(PREPROCESS_KEYS + INFER_KEYS))
 TASK_KEYS = INFER_KEYS + ("model_name",)  # the scoring-server bundle's task.ipynb (lib.kernel)
-TRAIN_KEYS = ("data", "train_on", "self_blend", "group_by", "val_fraction", "frames", "face_margin", "detect_width", "detector",
-              "detect_every", "detect_scale", "no_face", "workers", "cache_dir", "backbone", "strategy", "frozen_blocks", "lora_rank",
-              "lora_alpha", "lora_dropout", "lora_targets", "teacher", "distill_alpha", "distill_temperature", "epochs",
-              "batch_size", "grad_accum", "lr", "weight_decay", "scheduler", "loss", "label_smoothing", "focal_gamma",
-              "augment", "monitor", "patience", "dropout", "seed", "device", "precision", "out", "exp")
+TRAIN_KEYS = ("data", "train_on", "self_blend", "group_by", "val_fraction") + _CROPS + (
+    "backbone", "strategy", "frozen_blocks", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "teacher",
+    "distill_alpha", "distill_temperature", "epochs", "batch_size", "grad_accum", "lr", "weight_decay", "scheduler",
+    "loss", "label_smoothing", "focal_gamma", "augment", "monitor", "patience", "dropout", "seed", "device", "precision",
+    "out", "exp")
 
 
 def collect(namespace: dict[str, Any], allowed: tuple[str, ...], notebook: str) -> dict[str, Any]:
@@ -83,7 +85,7 @@ def prep_settings(p: dict[str, Any], size: int) -> PrepSettings:
     """PrepSettings from the parameters (validated by PrepSettings itself)."""
     return PrepSettings(frames=p["frames"], face_margin=float(p["face_margin"]), detect_width=p["detect_width"],
                         detector=p["detector"], size=int(size), no_face=p["no_face"], detect_every=p["detect_every"],
-                        detect_scale=p.get("detect_scale", "fixed"))
+                        detect_scale=p["detect_scale"])
 
 
 def check_prep(p: dict[str, Any]) -> dict[str, Any]:
@@ -112,11 +114,10 @@ def check_infer(p: dict[str, Any]) -> dict[str, Any]:
         raise ParameterError("precision", p["precision"], PRECISIONS)
     if not isinstance(p["batch_size"], int) or p["batch_size"] < 1:
         raise ParameterError("batch_size", p["batch_size"], "an integer ≥ 1 (crops per forward pass)")
-    if p["threshold"] != "model" and (not isinstance(p["threshold"], (int, float)) or not 0 <= p["threshold"] <= 1):
-        raise ParameterError("threshold", p["threshold"], "a number in [0, 1], or 'model' (the threshold that "
-                             "train.ipynb chose on val and stored in the model folder)")
-    if not isinstance(p["fallback_prob"], (int, float)) or not 0.0 <= p["fallback_prob"] <= 1.0:
-        raise ParameterError("fallback_prob", p["fallback_prob"], "a number in [0, 1]")
+    if p["threshold"] != "model":
+        number("threshold", p["threshold"], 0.0, 1.0, "a number in [0, 1], or 'model' (the threshold that "
+               "train.ipynb chose on val and stored in the model folder)")
+    number("fallback_prob", p["fallback_prob"], 0.0, 1.0, "a number in [0, 1]")
     return {**out, "labels": optional_file("labels", p["labels"]), "exp": check_exp(p["exp"])}
 
 
@@ -170,7 +171,6 @@ def check_task(p: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(p["model_name"], str) or not p["model_name"]:
         raise ParameterError("model_name", p["model_name"], "a non-empty name for the submission")
     return check_infer(p)
-
 
 
 def number(name: str, value: Any, low: float, high: float, what: str) -> None:
