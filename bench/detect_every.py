@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from lib import cache, media, metrics, models, pipeline  # noqa: E402
-from lib.cache import PrepSettings  # noqa: E402
+from lib import media, metrics, models, pipeline  # noqa: E402
+from lib.options import PrepSettings  # noqa: E402
 
 
 def _iou(a: list[int] | None, b: list[int] | None) -> float | None:
@@ -34,8 +34,8 @@ def _iou(a: list[int] | None, b: list[int] | None) -> float | None:
     return ix / union if union else 0.0
 
 
-def _boxes(metas: list[dict], cache_dir: Path) -> dict[str, list]:
-    return {m["filename"]: cache.load(cache_dir, m["key"]).meta.get("boxes", []) for m in metas if m.get("key")}
+def _boxes(records: list) -> dict[str, list]:
+    return {r.filename: r.boxes for r in records if r.key}
 
 
 def main() -> None:
@@ -61,12 +61,12 @@ def main() -> None:
             prep = PrepSettings(frames=args.frames, size=size, detect_every=k, detect_scale=scale)
             cdir = Path(tmp) / f"k{k}-{scale}"
             metas = pipeline.preprocess(files, prep, cdir, args.workers, progress=False)
-            boxes = _boxes(metas, cdir)
+            boxes = _boxes(metas)
             ref_boxes = ref_boxes or boxes
             ious = [i for f, bs in boxes.items() for a, b in zip(bs, ref_boxes.get(f, [])) if (i := _iou(a, b)) is not None]
             row = {"detect_every": k, "detect_scale": scale,
-                   "detector_calls": sum(m.get("detections", 0) for m in metas),
-                   "crops": sum(m.get("n_crops", 0) for m in metas), **pipeline.stage_times(metas),
+                   "detector_calls": sum(r.detections for r in metas),
+                   "crops": sum(r.n_crops for r in metas), **pipeline.stage_times(metas),
                    "mean_iou_vs_every_frame": float(np.mean(ious)) if ious else None,
                    "frames_iou_below_0.5": int(sum(i < 0.5 for i in ious))}
             if lm is not None and truth is not None:

@@ -93,20 +93,6 @@ def corpus_files(folder: Path, limit: int = 0) -> list[Path]:
     return files
 
 
-def check_options(args: argparse.Namespace) -> None:
-    """A clear error when ``--detect-every`` / ``--compile`` are asked of a lib that does not have them yet."""
-    import dataclasses
-    import inspect
-
-    from lib.cache import PrepSettings
-    from lib.models import load_model
-
-    if args.detect_every != 1 and "detect_every" not in {f.name for f in dataclasses.fields(PrepSettings)}:
-        raise SystemExit("--detect-every: this lib has no PrepSettings(detect_every=...) yet (see `git log`)")
-    if args.compile and "torch_compile" not in inspect.signature(load_model).parameters:
-        raise SystemExit("--compile: this lib's load_model has no torch_compile=... yet (see `git log`)")
-
-
 # ---------------------------------------------------------------------------------------------------- children
 
 def _rss() -> dict[str, float]:
@@ -130,29 +116,25 @@ def child_a(args: argparse.Namespace, files: list[Path]) -> dict[str, Any]:
 
 
 def child_kit(args: argparse.Namespace, files: list[Path], tta: str) -> dict[str, Any]:
-    """(b)/(c) the kit's infer_files + file_predictions on ``args.cache_dir``."""
-    from lib import models, tta as tta_mod
-    from lib.cache import PrepSettings
-    from lib.pipeline import file_predictions, infer_files
+    """(b)/(c) the kit's own road, ``predict.predict_files`` (the one infer.ipynb and the bundles take), on
+    ``args.cache_dir``."""
+    from lib import models, predict
+    from lib import tta as tta_mod
+    from lib.options import InferOptions
 
     extra = {"torch_compile": True} if args.compile else {}
     lm = models.load_model(args.model, device=args.device, precision=args.precision, **extra)
-    prep_extra = {"detect_every": args.detect_every} if args.detect_every != 1 else {}
-    if args.detect_scale != "fixed":
-        prep_extra["detect_scale"] = args.detect_scale
-    prep = PrepSettings(frames=args.frames, size=lm.size, **prep_extra)
+    opts = InferOptions(frames=args.frames, detect_every=args.detect_every, detect_scale=args.detect_scale, tta=tta,
+                        batch_size=args.batch_size)
     t0 = perf_counter()
-    metas, probs, times = infer_files(files, lm, prep, tta, args.batch_size, cache_dir=Path(args.cache_dir),
-                                      workers=args.workers, progress=False)
-    table = file_predictions(metas, probs)
+    pred = predict.predict_files(files, lm, opts, cache_dir=Path(args.cache_dir), workers=args.workers, progress=False)
     run_s = perf_counter() - t0
     rows = [{"filename": r.filename, "kind": r.kind, "prob_fake": float(r.prob_fake), "label": int(r.label),
-             "crops": int(r.crops)} for r in table.itertuples()]
-    per_file = [{"kind": m.get("kind"), "decode_s": m.get("decode_s", 0.0), "detect_s": m.get("detect_s", 0.0)}
-                for m in metas]
-    stages = {k: float(v) for k, v in times.items() if isinstance(v, (int, float))}
+             "crops": int(r.crops)} for r in pred.table.itertuples()]
+    per_file = [{"kind": r.kind, "decode_s": r.decode_s, "detect_s": r.detect_s} for r in pred.records]
+    stages = {k: float(v) for k, v in pred.times.items() if isinstance(v, (int, float))}
     return {"rows": rows, "stages": stages, "load_s": t0 - T_START, "run_s": run_s, "per_file": per_file,
-            "crops_model": int(sum(r["crops"] for r in rows) * tta_mod.n_views(tta))}
+            "crops_model": int(sum(r["crops"] for r in rows) * len(tta_mod.get(tta)))}
 
 
 def child_model(args: argparse.Namespace) -> dict[str, Any]:
@@ -455,7 +437,6 @@ def main(argv: list[str] | None = None) -> None:
     args.model = resolve_model(args.model)
     corpus = resolve_corpus(args.corpus)
     args.corpus_dir = str(corpus)
-    check_options(args)
     files = corpus_files(corpus, args.limit)
     OUT.mkdir(parents=True, exist_ok=True)
     if args.scale:

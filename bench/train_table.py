@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
                                                    "teacher": best_all["model_dir"], "lr": 3e-3}, common, a.reuse)
         summary.append(summary_row("all", rec))
         kinds += kind_rows("all", rec)
-        d = rec["distill"]
+        d = rec["strategy_report"]
         print(f"\ndistill: student {d['student_parameters']:,} vs teacher {d['teacher_parameters']:,} parameters "
               f"({d['parameters_saved']:.1%} fewer); {d['student_crops_per_s']:.0f} vs {d['teacher_crops_per_s']:.0f} "
               f"crops/s ({d['time_saved']:.1%} less time); teacher val {d['teacher_val']}")

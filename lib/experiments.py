@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import resource
 import shutil
 import subprocess
@@ -33,12 +32,11 @@ from filelock import FileLock
 
 from .errors import ParameterError
 from .paths import EXPERIMENTS_MD, ROOT, SUBMISSIONS
+from .submission import SUBMISSION
 
 RECORD = "run.json"
-SUBMISSION = "submission.csv"
 _NOT_PARAMETERS = ("exp", "workers", "cache_dir", "device")  # knobs that do not change a run's predictions
 _DIFF_SHOWN = 4  # parameter changes named in the "changed" column before "+n more"
-_EXP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 _VERSIONED = ("torch", "transformers", "numpy", "cv2", "dlib", "pandas", "sklearn", "PIL", "papermill")
 
 
@@ -81,15 +79,6 @@ def peak_memory() -> dict[str, float | None]:
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
         out["gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     return out
-
-
-def check_exp(exp: str) -> str:
-    """A valid experiment name, or a new timestamped one when ``exp`` is empty."""
-    if not exp:
-        return datetime.now().strftime("run-%Y%m%d-%H%M%S")
-    if not _EXP_NAME.match(exp):
-        raise ParameterError("exp", exp, "letters, digits, '.', '_' and '-' (a folder name under submissions/)")
-    return exp
 
 
 def run_dir(exp: str, root: Path = SUBMISSIONS, kind: str = "") -> Path:

@@ -25,7 +25,7 @@ from typing import Any
 import nbformat
 import yaml
 
-from . import models, settings
+from . import checks, models, settings
 from .errors import ModelLoadError, ParameterError
 from .experiments import git_info
 from .paths import KERNELS, PARAMS, ROOT, SAMPLE, SUBMISSIONS, resolve
@@ -40,17 +40,23 @@ SERVER_WORKERS = 7  # the server's 8 CPU cores → min(cpu - 1, 8) preprocessing
 # torch 2.7.1 (checked with `pip download --python-version 3.10`); torch and Jupyter are the server's own.
 SERVER_PIP = ("aifactory", "transformers==5.20.2", "huggingface_hub>=1.0,<3", "safetensors>=0.4",
               "opencv-python-headless==5.0.0.93", "dlib-bin==20.0.1.post1", "numpy>=1.24,<2.3", "pandas>=2.0,<2.4",
-              "scikit-learn>=1.3,<1.8", "pillow>=10", "tqdm>=4.60", "filelock>=3.12", "pyyaml>=6", "matplotlib>=3.7")
+              "scikit-learn>=1.3,<1.8", "pillow>=10", "tqdm>=4.60", "filelock>=3.12", "pyyaml>=6", "matplotlib>=3.7",
+              "torchvision==0.22.1")  # the release built for torch 2.7.1 (a no-op where the server already has it)
+# Installed without their dependencies, so that pip never replaces the server's torch: timm (pure Python; the kit's
+# EfficientNet backbones are timm models) needs only torch, torchvision, pyyaml, huggingface_hub and safetensors.
+SERVER_PIP_NO_DEPS = ("timm==1.0.31",)
 SERVER_HAS = {"torch", "IPython", "ipykernel"}
 _PIP_MODULES = {"transformers": "transformers", "huggingface_hub": "huggingface_hub", "safetensors": "safetensors",
                 "cv2": "opencv-python-headless", "dlib": "dlib-bin", "numpy": "numpy", "pandas": "pandas",
                 "sklearn": "scikit-learn", "PIL": "pillow", "tqdm": "tqdm", "filelock": "filelock", "yaml": "pyyaml",
-                "matplotlib": "matplotlib",
+                "matplotlib": "matplotlib", "torchvision": "torchvision", "timm": "timm",
                 "aifactory": "aifactory"}
 # APIs newer than the server's Python 3.10 / torch 2.7 that the bundle must not use (a short list, by name).
 _NEWER_APIS = ("tomllib", "typing.Self", "datetime.UTC", "enum.StrEnum", "itertools.batched", "typing.override",
                "torch.compiler.set_stance", "torch.accelerator")
-_TASK_MODULES = ("media", "models", "pipeline", "settings", "submission", "experiments")
+_TASK_MODULES = ("media", "models", "predict", "settings", "submission", "experiments")
+TRAINING_PACKAGE = "training"  # lib/training/: never shipped (the bundle's closure must not reach it)
+ENTRY = "predict_folder"  # the function task.ipynb runs: the same one as infer.ipynb (lib.predict)
 _MODEL_FILES = ("config.json", "preprocessor_config.json", "*.safetensors", "*.bin", "*.json", "*.txt", "*.md")
 BUNDLE_MODEL_DIR = "model"
 
@@ -68,12 +74,17 @@ def _load_params(exp: str, params_file: str | None) -> dict[str, Any]:
 
 
 def _lib_closure(names: tuple[str, ...]) -> list[str]:
-    """The lib modules ``names`` import, directly or not (relative imports, including ones inside functions)."""
+    """The lib modules ``names`` import, directly or not (relative imports, including ones inside functions).
+
+    The training code is a folder of its own: a closure that reaches ``lib/training`` is a bug, refused here."""
     todo, seen = list(names), {"__init__"}
     while todo:
         name = todo.pop()
         if name in seen:
             continue
+        if name == TRAINING_PACKAGE or not (ROOT / "lib" / f"{name}.py").is_file():
+            raise RuntimeError(f"the bundle's code would import lib.{name}: lib/{TRAINING_PACKAGE}/ and packages "
+                                 "are never shipped to the server; move what inference needs out of it")
         seen.add(name)
         tree = ast.parse((ROOT / "lib" / f"{name}.py").read_text(encoding="utf-8"))
         for node in ast.walk(tree):
@@ -103,7 +114,7 @@ def build(exp: str, model: str | None = None, params_file: str | None = None, ou
     params = _load_params(exp, params_file)
     if model:
         params["model"] = model
-    source = Path(models.resolve_source(str(params.get("model", ""))))
+    source = Path(checks.model_source(str(params.get("model", ""))))
     if not source.is_dir():
         raise ParameterError("model", params.get("model"), "a local model folder (--model models/<folder>)",
                              why="the scoring server has no internet: the weights must travel inside the bundle")
@@ -121,7 +132,7 @@ def build(exp: str, model: str | None = None, params_file: str | None = None, ou
     nbformat.write(task_notebook(exp, task), bundle / "task.ipynb")
     (bundle / "README.md").write_text(_bundle_readme(exp, model_rel), encoding="utf-8")
     manifest = {"exp": exp, "built": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git": git_info(),
-                "params": task, "model_source": str(source), "model_files": files, "pip": list(SERVER_PIP)}
+                "params": task, "model_source": str(source), "model_files": files, "pip": [*SERVER_PIP, *SERVER_PIP_NO_DEPS]}
     (bundle / "kernel.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return bundle
 
@@ -135,7 +146,7 @@ import lib  # noqa: E402  the bundle's own copy, never an installed one
 
 if Path(lib.__file__).resolve().parent != (BUNDLE / "lib").resolve():
     raise ImportError(f"lib was imported from {lib.__file__}, not from this bundle: run the notebook from its folder")
-from lib import media, models, pipeline, settings, submission  # noqa: E402'''
+from lib import media, models, pipeline, predict, settings  # noqa: E402'''
 
 _RUN = '''params = settings.collect(globals(), settings.TASK_KEYS, "task.ipynb")
 cfg = settings.check_task(params)
@@ -144,27 +155,22 @@ import json, resource, shutil, tempfile, time  # noqa: E402
 t0 = time.time()
 crop_dir = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="kit-crops-"))  # never inside the bundle
 lm = models.load_model(model, device, precision, torch_compile)
-prep = settings.prep_settings(params, lm.size)
-files = media.list_media(cfg["data_dir"])
-print(f"{len(files)} files; {lm.info['architecture']} on {lm.device}; P(fake) = classes {lm.fake_indices}; {prep}")
+print(f"{len(media.list_media(cfg['data_dir']))} files; {lm.info['architecture']} on {lm.device}; "
+      f"P(fake) = classes {lm.fake_indices}; {cfg['options'].crops(lm.size)}")
 load_s = time.time() - t0
-metas, frame_probs, times = pipeline.infer_files(files, lm, prep, tta, batch_size, crop_dir, cfg["workers"],
-                                                 keep_cache=False)  # crops deleted once read: little disk
-preds = pipeline.file_predictions(metas, frame_probs, aggregate, models.resolve_threshold(threshold, lm),
-                                  fallback_prob, no_face)
-submission.write_submission(preds, BUNDLE / "submission.csv")
-submission.check_submission(BUNDLE / "submission.csv", cfg["data_dir"])
-preds.to_csv(BUNDLE / "predictions.csv", index=False)
+# the one road that infer.ipynb takes too; crops are deleted once read (little disk)
+pred = predict.predict_folder(cfg["data_dir"], lm, cfg["options"], BUNDLE, crop_dir, cfg["workers"], keep_cache=False)
 if not cache_dir:
     shutil.rmtree(crop_dir, ignore_errors=True)
-stats = {"files": len(files), "workers": cfg["workers"], "load_s": load_s, "total_s": time.time() - t0, **times,
-         "per_file": [{k: m.get(k) for k in ("filename", "kind", "frames_read", "n_crops", "decode_s", "detect_s")}
-                      for m in metas],
+stats = {"files": len(pred.records), "workers": cfg["workers"], "load_s": load_s, "total_s": time.time() - t0,
+         **pred.times, "per_file": [{"filename": r.filename, "kind": r.kind, "frames_read": r.frames_read,
+                                     "n_crops": r.n_crops, "decode_s": r.decode_s, "detect_s": r.detect_s}
+                                    for r in pred.records],
          "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
          "gpu_mb": (__import__("torch").cuda.max_memory_allocated() / 2**20) if lm.device.type == "cuda" else None}
 (BUNDLE / "kit_stats.json").write_text(json.dumps(stats, indent=1, default=str))
-print(pipeline.summarize(preds))
-print(f"wrote {BUNDLE / 'submission.csv'} ({len(preds)} rows) in {stats['total_s']:.0f} s")'''
+print(pipeline.summarize(pred.table))
+print(f"wrote {BUNDLE / 'submission.csv'} ({len(pred.table)} rows) in {stats['total_s']:.0f} s")'''
 
 _SUBMIT = '''# Runs only where a key is available (an interactive session on the server); otherwise it does nothing.
 import os
@@ -187,7 +193,8 @@ def task_notebook(exp: str, task: dict[str, Any]) -> nbformat.NotebookNode:
              for k, v in values.items() if k in settings.TASK_KEYS]
     cells = [new_markdown_cell(f"# {exp}: scoring-server task\n\nBuilt by `python -m lib.kernel build {exp}`; see "
                                "README.md. Run every cell from this folder in an interactive Jupyter session."),
-             new_code_cell("!pip install -q -U " + " ".join(f'"{p}"' for p in SERVER_PIP)),
+             new_code_cell("!pip install -q -U " + " ".join(f'"{p}"' for p in SERVER_PIP) + "\n"
+                           + "!pip install -q --no-deps " + " ".join(f'"{p}"' for p in SERVER_PIP_NO_DEPS)),
              new_code_cell("\n".join(lines)), new_code_cell(_SETUP), new_code_cell(_RUN), new_code_cell(_SUBMIT)]
     for i, (cell, tag) in enumerate(zip(cells, (None, "pip", "parameters", None, None, "submit"))):
         cell["id"] = f"cell-{i}"
@@ -260,7 +267,7 @@ def _syntax_problems(sources: dict[str, str]) -> list[str]:
 
 def _import_problems(sources: dict[str, str]) -> list[str]:
     """Imports that neither the bundle, the standard library, the server nor the pip cell provides."""
-    pip_names = {p.split("=")[0].split(">")[0].split("<")[0] for p in SERVER_PIP}
+    pip_names = {p.split("=")[0].split(">")[0].split("<")[0] for p in (*SERVER_PIP, *SERVER_PIP_NO_DEPS)}
     problems = []
     for name, text in sources.items():
         for node in ast.walk(ast.parse(text)):
@@ -306,8 +313,37 @@ def static_problems(bundle: Path, max_size_mb: float = 2048) -> list[str]:
     problems += [f"{d}/ would be left out by aif.submit (its path contains {', '.join(SKIPPED_WORDS)})" for d in skipped]
     problems += _model_problems(bundle)
     sources = _code_sources(bundle)
+    problems += _code_problems(bundle, sources)
     problems += _syntax_problems(sources) + _import_problems(sources)
     problems += [f"{f} contains the submission key" for f in key_leaks(bundle)]
+    return problems
+
+
+def _called_attributes(sources: dict[str, str]) -> set[str]:
+    """Names called as ``x.name(...)`` anywhere in ``sources`` (sources that do not parse are left to the syntax check)."""
+    found: set[str] = set()
+    for text in sources.values():
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        found |= {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)}
+    return found
+
+
+def _code_problems(bundle: Path, sources: dict[str, str]) -> list[str]:
+    """The bundle must run the kit's own inference road: task.ipynb calls ``predict.predict_folder``, its lib files are
+    those of this checkout (else the local check would compare two different programs), and no training code."""
+    problems = []
+    if ENTRY not in _called_attributes({k: v for k, v in sources.items() if k.startswith("task.ipynb")}):
+        problems.append(f"task.ipynb does not call predict.{ENTRY}: it would not run the kit's inference road")
+    if (bundle / "lib" / TRAINING_PACKAGE).exists():
+        problems.append(f"lib/{TRAINING_PACKAGE}/ is in the bundle: training code is never shipped")
+    for f in sorted((bundle / "lib").glob("*.py")):
+        own = ROOT / "lib" / f.name
+        if not own.is_file() or own.read_bytes() != f.read_bytes():
+            problems.append(f"lib/{f.name} differs from this checkout's: rebuild the bundle (python -m lib.kernel build "
+                            f"{bundle.name})")
     return problems
 
 
@@ -356,8 +392,9 @@ def run_bundle(bundle: Path, data: Path, workdir: Path, timeout_s: int = 3 * 360
 
 
 def _reference(manifest: dict[str, Any], data: Path, workdir: Path) -> tuple[dict[str, float], str]:
-    """Per-file prob_fake of the kit's own infer path (project lib, the experiment's model) on the same data."""
-    from . import media, pipeline
+    """Per-file prob_fake of the kit's own ``predict_folder`` (project lib, the experiment's model) on the same data."""
+    from . import predict
+    from .options import InferOptions
 
     p = manifest["params"]
     source = Path(manifest["model_source"])
@@ -366,12 +403,9 @@ def _reference(manifest: dict[str, Any], data: Path, workdir: Path) -> tuple[dic
     full = {**_defaults(), **p}
     lm = models.load_model(str(model_dir or (Path(workdir) / "bundle" / p["model"])), full["device"],
                            full["precision"], full["torch_compile"])
-    prep = settings.prep_settings(full, lm.size)
-    metas, probs, _ = pipeline.infer_files(media.list_media(data), lm, prep, full["tta"], full["batch_size"],
-                                           Path(workdir) / "ref-cache", 0, keep_cache=False, progress=False)
-    preds = pipeline.file_predictions(metas, probs, full["aggregate"], models.resolve_threshold(full["threshold"], lm),
-                                      full["fallback_prob"], full["no_face"])
-    return dict(zip(preds["filename"], preds["prob_fake"])), note
+    pred = predict.predict_folder(data, lm, InferOptions.from_params(full), cache_dir=Path(workdir) / "ref-cache",
+                                  workers=0, keep_cache=False, progress=False)
+    return dict(zip(pred.table["filename"], pred.table["prob_fake"])), note
 
 
 def _defaults() -> dict[str, Any]:

@@ -72,3 +72,25 @@ def per_source_table(m: dict[str, Any]) -> pd.DataFrame:
     """The per-source figures of ``evaluate`` as a table (empty when there is no source column)."""
     rows = [{"source": s, **{k: v for k, v in d.items() if k != "confusion"}} for s, d in m.get("per_source", {}).items()]
     return pd.DataFrame(rows)
+
+
+def threshold_curve(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every distinct cut of ``scores`` (midpoints between neighbours, plus both ends) and its macro F1, in one pass."""
+    order = np.argsort(-scores, kind="stable")
+    s, t = scores[order], y[order].astype(float)
+    cut = np.r_[0, np.flatnonzero(np.diff(s) != 0) + 1, len(s)]  # number predicted fake at each distinct cut
+    tp = np.r_[0.0, np.cumsum(t)][cut]
+    fp, pos, neg = cut - tp, t.sum(), len(t) - t.sum()
+    fn, tn = pos - tp, neg - fp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = (np.nan_to_num(2 * tp / (2 * tp + fp + fn)) + np.nan_to_num(2 * tn / (2 * tn + fn + fp))) / 2
+    padded = np.r_[s[0] + 1e-9, s, s[-1] - 1e-9]  # padded[c]: the c-th highest score (c ≥ 1)
+    return (padded[cut] + padded[cut + 1]) / 2, f1
+
+
+def tune_threshold(scores: np.ndarray, y: np.ndarray, default: float = 0.5) -> tuple[float, float]:
+    """The threshold with the best macro F1 on (scores, y), ties broken towards ``default``; and that F1."""
+    thresholds, f1 = threshold_curve(scores, y)
+    best = np.flatnonzero(np.isclose(f1, f1.max()))
+    k = best[np.argmin(np.abs(thresholds[best] - default))]
+    return float(np.clip(thresholds[k], 0.0, 1.0)), float(f1[k])

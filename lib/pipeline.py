@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
-import os
 import sys
 from collections import defaultdict, deque
 from pathlib import Path
@@ -16,90 +15,81 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import aggregate as agg
-from . import cache, faces, frames, tta
-from .cache import CropEntry, PrepSettings
-from .errors import MediaError, ParameterError
+from . import cache, checks, faces, frames, tta
+from .cache import CropEntry
+from .errors import MediaError
+from .filerecord import SUMMARY_COLUMNS, FileRecord
 from .media import media_kind
+from .options import PrepSettings
 from .paths import CROP_CACHE
 
 FALLBACK_PROB = "fallback_prob"  # the fallback a file with no usable crop gets
 FALLBACK_EXCEPTION = "exception"  # the same value, for a file whose preprocessing raised an unexpected exception
 
 
-def resolve_workers(workers: int) -> int:
-    """``-1`` → min(cpu − 1, 8) worker processes (at least 1); ``0`` → work in this process."""
-    if not isinstance(workers, int) or workers < -1:
-        raise ParameterError("workers", workers, "-1 (auto), 0 (no worker processes) or a positive integer")
-    return max(1, min((os.cpu_count() or 2) - 1, 8)) if workers == -1 else workers
-
-
-def _crops_of(fr: frames.FrameRead, prep: PrepSettings) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Detect (every ``detect_every``-th frame, boxes interpolated between) and crop every frame read."""
-    boxes, detections = faces.detect_sequence(fr.frames, prep.detector, prep.detect_width, prep.detect_every,
-                                              prep.detect_scale)
-    crops, used = [], []
+def _crops_of(fr: frames.FrameRead, prep: PrepSettings, record: FileRecord) -> list[np.ndarray]:
+    """Detect (every ``detect_every``-th frame, boxes interpolated between) and crop every frame read; fills
+    ``record``'s boxes, detections, faces found and kept frame indices."""
+    boxes, record.detections = faces.detect_sequence(fr.frames, prep.detector, prep.detect_width, prep.detect_every,
+                                                     prep.detect_scale)
+    crops = []
     for frame, index, box in zip(fr.frames, fr.indices, boxes):
         c = faces.crop(frame, box, prep.face_margin, prep.size, prep.no_face)
         if c is not None:
             crops.append(c)
-            used.append(index)
-    meta = {"frame_indices": used, "boxes": [list(b) if b else None for b in boxes], "detections": detections,
-            "faces_found": sum(b is not None for b in boxes),
-            "frame_shape": list(fr.frames[0].shape[:2]) if fr.frames else None}
-    return crops, meta
+            record.frame_indices.append(index)
+    record.boxes = [list(b) if b else None for b in boxes]
+    record.faces_found = sum(b is not None for b in boxes)
+    record.frame_shape = list(fr.frames[0].shape[:2]) if fr.frames else None
+    return crops
 
 
 def prepare_file(path: Path, prep: PrepSettings) -> CropEntry:
     """Decode, detect and crop one file. A file that cannot be read gives an entry with no crops and its reason."""
     t0 = perf_counter()
     empty = np.zeros((0, prep.size, prep.size, 3), np.uint8)
-    base = {"filename": path.name, "kind": media_kind(path), "frames_read": 0, "faces_found": 0,
-            "frame_indices": [], "error": "", "note": "", "detect_s": 0.0}
+    record = FileRecord(path.name, media_kind(path))
     try:
         fr = frames.read_frames(path, prep.frames)
     except MediaError as e:
-        return CropEntry(empty, {**base, "error": str(e), "decode_s": perf_counter() - t0})
+        record.error, record.decode_s = str(e), perf_counter() - t0
+        return CropEntry(empty, record)
     t1 = perf_counter()
-    crops, meta = _crops_of(fr, prep)
-    meta.update(frames_read=len(fr.frames), note=fr.note, count_reported=fr.count_reported,
-                decode_s=t1 - t0, detect_s=perf_counter() - t1)
-    return CropEntry(np.stack(crops) if crops else empty, {**base, **meta})
+    crops = _crops_of(fr, prep, record)
+    record.frames_read, record.note, record.count_reported = len(fr.frames), fr.note, fr.count_reported
+    record.decode_s, record.detect_s, record.n_crops = t1 - t0, perf_counter() - t1, len(crops)
+    return CropEntry(np.stack(crops) if crops else empty, record)
 
 
-def _summary(meta: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in meta.items() if k not in ("boxes",)}
+def _failed(path: Path, reason: str, exception: bool = False) -> FileRecord:
+    """The record of a file whose preprocessing failed (not cached, so a rerun tries again)."""
+    return FileRecord(path.name, media_kind(path), error=reason, exception=exception)
 
 
-def _failed(path: Path, reason: str, exception: bool = False) -> dict[str, Any]:
-    """Metadata of a file whose preprocessing failed (not cached, so a rerun tries again)."""
-    return {"filename": path.name, "kind": media_kind(path), "key": None, "cached": False, "n_crops": 0,
-            "frames_read": 0, "faces_found": 0, "error": reason, "exception": exception, "note": "",
-            "decode_s": 0.0, "detect_s": 0.0}
-
-
-def _prepare_cached(job: tuple[Path, PrepSettings, Path]) -> dict[str, Any]:
-    """Worker: return the cached entry's metadata, computing and caching the entry on a miss."""
+def _prepare_cached(job: tuple[Path, PrepSettings, Path]) -> FileRecord:
+    """Worker: the file's record, its crops computed and cached on a miss."""
     path, prep, cache_dir = job
-    return {**_prepare_one(path, prep, cache_dir), "worker_rss_mb": _peak_rss_mb()}
+    record = _prepare_one(path, prep, cache_dir)
+    record.worker_rss_mb = _peak_rss_mb()
+    return record
 
 
-def _prepare_one(path: Path, prep: PrepSettings, cache_dir: Path) -> dict[str, Any]:
+def _prepare_one(path: Path, prep: PrepSettings, cache_dir: Path) -> FileRecord:
     try:
         key = cache.entry_key(path, prep)
     except OSError as e:
         return _failed(path, f"cannot read the file: {e}")
-    meta = cache.load_meta(cache_dir, key)
-    if meta is not None:
+    hit = cache.load_record(cache_dir, key)
+    if hit is not None:
         # identical bytes under another name share the entry: the name is this file's
-        return {**_summary(meta), "filename": path.name, "key": key, "cached": True, "decode_s": 0.0, "detect_s": 0.0,
-                "bytes": cache.entry_path(cache_dir, key).stat().st_size}
+        return hit.but(filename=path.name, key=key, cached=True, decode_s=0.0, detect_s=0.0,
+                       bytes=cache.entry_path(cache_dir, key).stat().st_size)
     try:
         entry = prepare_file(path, prep)
     except Exception as e:  # one broken file never aborts a run: recorded as its fallback reason, not cached
         return _failed(path, f"{type(e).__name__}: {e}", exception=True)
-    entry.meta["n_crops"] = len(entry.crops)
     dest = cache.save(cache_dir, key, entry)
-    return {**_summary(entry.meta), "key": key, "cached": False, "bytes": dest.stat().st_size}
+    return entry.record.but(key=key, cached=False, bytes=dest.stat().st_size)
 
 
 def _peak_rss_mb() -> float:
@@ -123,15 +113,15 @@ def _pool(n: int) -> Any:
 
 
 def prepare_stream(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | None = None, workers: int = -1,
-                   ahead: int = 0, progress: bool = True) -> Iterator[dict[str, Any]]:
-    """Metadata of each file, in order, as soon as its crops are cached.
+                   ahead: int = 0, progress: bool = True) -> Iterator[FileRecord]:
+    """The record of each file, in order, as soon as its crops are cached.
 
     Worker processes run at most ``ahead`` files (0: 4 per worker) beyond the one being consumed, so a consumer
     that is slower (the model) bounds the work, the disk and the memory in flight.
     """
     cache_dir = Path(cache_dir or CROP_CACHE)
     jobs = [(Path(f), prep, cache_dir) for f in files]
-    n = resolve_workers(workers)
+    n = checks.workers(workers)
     with tqdm(total=len(jobs), desc="preprocess", unit="file", disable=not progress) as bar:
         if n == 0 or len(jobs) <= 1:
             for job in jobs:
@@ -143,41 +133,41 @@ def prepare_stream(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | 
             for job in itertools.islice(todo, ahead or 4 * n):
                 pending.append(pool.apply_async(_prepare_cached, (job,)))
             while pending:
-                meta = pending.popleft().get()
+                record = pending.popleft().get()
                 for job in itertools.islice(todo, 1):
                     pending.append(pool.apply_async(_prepare_cached, (job,)))
                 bar.update()
-                yield meta
+                yield record
 
 
 def preprocess(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | None = None, workers: int = -1,
-               progress: bool = True) -> list[dict[str, Any]]:
-    """Fill the crop cache for ``files``; returns one metadata dict per file, in order (``cached`` tells hits)."""
+               progress: bool = True) -> list[FileRecord]:
+    """Fill the crop cache for ``files``; returns one record per file, in order (``cached`` tells hits)."""
     files = list(files)
     return list(prepare_stream(files, prep, cache_dir, workers, ahead=len(files), progress=progress))
 
 
-def stage_times(metas: list[dict[str, Any]]) -> dict[str, float]:
+def stage_times(records: list[FileRecord]) -> dict[str, float]:
     """Decode and detect seconds spent in this run (summed over workers; cache hits cost none)."""
-    return {"decode_s": float(sum(m.get("decode_s", 0.0) for m in metas)),
-            "detect_s": float(sum(m.get("detect_s", 0.0) for m in metas)),
-            "cache_hits": int(sum(bool(m.get("cached")) for m in metas)),
-            "worker_peak_rss_mb": float(max((m.get("worker_rss_mb", 0.0) for m in metas), default=0.0)),
-            "cache_misses": int(sum(not m.get("cached") for m in metas))}
+    return {"decode_s": float(sum(r.decode_s for r in records)),
+            "detect_s": float(sum(r.detect_s for r in records)),
+            "cache_hits": int(sum(r.cached for r in records)),
+            "worker_peak_rss_mb": float(max((r.worker_rss_mb for r in records), default=0.0)),
+            "cache_misses": int(sum(not r.cached for r in records))}
 
 
-def _views_stream(metas: Iterable[dict[str, Any]], cache_dir: Path, tta_name: str, seen: list[dict[str, Any]],
+def _views_stream(records: Iterable[FileRecord], cache_dir: Path, views: list[tta.View], seen: list[FileRecord],
                   keep_cache: bool = True) -> Iterator[tuple[int, np.ndarray]]:
-    """TTA views of each file's cached crops, in order; every meta passing through is appended to ``seen``."""
-    for i, m in enumerate(metas):
-        seen.append(m)
-        if not m.get("key"):
+    """TTA views of each file's cached crops, in order; every record passing through is appended to ``seen``."""
+    for i, r in enumerate(records):
+        seen.append(r)
+        if not r.key:
             continue
-        crops = cache.load(cache_dir, m["key"]).crops if m.get("n_crops", 0) > 0 else None
+        crops = cache.load_crops(cache_dir, r) if r.n_crops > 0 else None
         if not keep_cache:
-            cache.entry_path(cache_dir, m["key"]).unlink(missing_ok=True)
+            cache.entry_path(cache_dir, r.key).unlink(missing_ok=True)
         if crops is not None:
-            yield i, tta.views(crops, tta_name)
+            yield i, tta.apply(crops, views)
 
 
 class _Waited:
@@ -233,8 +223,6 @@ def _run_model(lm: Any, views: Iterable[tuple[int, np.ndarray]], n_views: int, b
     """Per-frame P(fake) per file (views averaged) from a stream of views, in fixed-size batches; and model seconds."""
     from .models import predict_crops
 
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ParameterError("batch_size", batch_size, "an integer ≥ 1 (crops per forward pass)")
     chunks: dict[int, list[np.ndarray]] = defaultdict(list)
     model_s = 0.0
     with tqdm(total=total, desc="model", unit="crop", disable=not progress) as bar:
@@ -250,47 +238,47 @@ def _run_model(lm: Any, views: Iterable[tuple[int, np.ndarray]], n_views: int, b
     return {i: np.concatenate(c).reshape(n_views, -1).mean(axis=0) for i, c in chunks.items()}, model_s
 
 
-def predict_frames(lm: Any, metas: list[dict[str, Any]], tta_name: str = "none", batch_size: int = 64,
+def predict_frames(lm: Any, records: list[FileRecord], tta_name: str = "none", batch_size: int = 64,
                    cache_dir: Path | None = None, progress: bool = True) -> tuple[dict[int, np.ndarray], float]:
     """Per-frame P(fake) of every cached file (TTA views averaged per frame), and the seconds spent in the model."""
-    v = tta.n_views(tta_name)
-    total = v * sum(m.get("n_crops", 0) for m in metas if m.get("key"))
-    views = _views_stream(metas, Path(cache_dir or CROP_CACHE), tta_name, [])
-    return _run_model(lm, views, v, batch_size, total, progress)
+    views = tta.get(tta_name)
+    total = len(views) * sum(r.n_crops for r in records if r.key)
+    stream = _views_stream(records, Path(cache_dir or CROP_CACHE), views, [])
+    return _run_model(lm, stream, len(views), batch_size, total, progress)
 
 
 def infer_files(files: list[Path], lm: Any, prep: PrepSettings, tta_name: str = "none", batch_size: int = 64,
                 cache_dir: Path | None = None, workers: int = -1, keep_cache: bool = True, ahead: int = 0,
-                progress: bool = True) -> tuple[list[dict[str, Any]], dict[int, np.ndarray], dict[str, float]]:
-    """Preprocess and predict ``files`` with the two overlapping: the one path every run takes (infer, kernels).
+                progress: bool = True) -> tuple[list[FileRecord], dict[int, np.ndarray], dict[str, float]]:
+    """Preprocess and predict ``files`` with the two overlapping.
 
     Worker processes decode, detect and cache crops at most ``ahead`` files ahead of the model, which packs the
     crops (and TTA views) of consecutive files into fixed ``batch_size`` batches. With ``keep_cache=False`` a file's
-    cache entry is deleted once read, so the disk holds at most the look-ahead's crops. Returns metas, per-frame
+    cache entry is deleted once read, so the disk holds at most the look-ahead's crops. Returns records, per-frame
     probabilities and timings: ``preprocess_s`` is the time the model side waited for crops, ``predict_s`` the rest
     of the wall time, ``decode_s``/``detect_s`` the CPU seconds summed over workers.
     """
-    tta.TTA.get(tta_name)
+    views = tta.get(tta_name)
     cache_dir = Path(cache_dir or CROP_CACHE)
     stream = _Waited(prepare_stream(files, prep, cache_dir, workers, ahead, progress))
-    metas: list[dict[str, Any]] = []
+    records: list[FileRecord] = []
     t0 = perf_counter()
-    views = _views_stream(stream, cache_dir, tta_name, metas, keep_cache)
-    probs, model_s = _run_model(lm, views, tta.n_views(tta_name), batch_size, None, progress)
+    probs, model_s = _run_model(lm, _views_stream(stream, cache_dir, views, records, keep_cache), len(views),
+                                batch_size, None, progress)
     wall = perf_counter() - t0
-    sizes = sorted((m.get("bytes", 0) for m in metas), reverse=True)
-    peak = sum(sizes) if keep_cache else sum(sizes[:(ahead or 4 * max(1, resolve_workers(workers))) + 1])
-    return metas, probs, {"preprocess_s": stream.wait_s, "predict_s": wall - stream.wait_s, "model_s": model_s,
-                          "cache_peak_bytes": peak, **stage_times(metas)}
+    sizes = sorted((r.bytes for r in records), reverse=True)
+    peak = sum(sizes) if keep_cache else sum(sizes[:(ahead or 4 * max(1, checks.workers(workers))) + 1])
+    return records, probs, {"preprocess_s": stream.wait_s, "predict_s": wall - stream.wait_s, "model_s": model_s,
+                            "cache_peak_bytes": peak, **stage_times(records)}
 
 
-def _fallback(meta: dict[str, Any], no_face: str, has_probs: bool) -> tuple[str, str]:
+def _fallback(record: FileRecord, no_face: str, has_probs: bool) -> tuple[str, str]:
     """The fallback a file needed and why ("" when none)."""
-    read, found = meta.get("frames_read", 0), meta.get("faces_found", 0)
-    if meta.get("exception"):  # a bug or an unforeseen input, not a known kind of bad file
-        return FALLBACK_EXCEPTION, meta["error"]
-    if meta.get("error"):
-        return FALLBACK_PROB, meta["error"]
+    read, found = record.frames_read, record.faces_found
+    if record.exception:  # a bug or an unforeseen input, not a known kind of bad file
+        return FALLBACK_EXCEPTION, record.error
+    if record.error:
+        return FALLBACK_PROB, record.error
     if not has_probs:
         return FALLBACK_PROB, f"no face in any of {read} frames" if read else "no frames read"
     if found < read:
@@ -298,22 +286,17 @@ def _fallback(meta: dict[str, Any], no_face: str, has_probs: bool) -> tuple[str,
     return "", ""
 
 
-def file_predictions(metas: list[dict[str, Any]], frame_probs: dict[int, np.ndarray], aggregate: str = "mean",
+def file_predictions(records: list[FileRecord], frame_probs: dict[int, np.ndarray], aggregate: str = "mean",
                      threshold: float = 0.5, fallback_prob: float = 0.0, no_face: str = "skip") -> pd.DataFrame:
     """One row per file: prob_fake, label and the fallback used (with its reason)."""
-    agg.AGGREGATORS.get(aggregate)
-    if not 0.0 <= threshold <= 1.0:
-        raise ParameterError("threshold", threshold, "a number in [0, 1]")
-    if not 0.0 <= fallback_prob <= 1.0:
-        raise ParameterError("fallback_prob", fallback_prob, "a number in [0, 1]")
+    combine = agg.AGGREGATORS.get(aggregate)
     rows = []
-    for i, m in enumerate(metas):
-        fallback, reason = _fallback(m, no_face, i in frame_probs)
-        p = agg.aggregate(frame_probs[i], aggregate) if i in frame_probs else float(fallback_prob)
-        rows.append({"filename": m["filename"], "kind": m.get("kind"), "prob_fake": p, "label": int(p >= threshold),
-                     "frames_read": m.get("frames_read", 0), "faces_found": m.get("faces_found", 0),
-                     "crops": int(m.get("n_crops", 0)), "fallback": fallback, "reason": reason,
-                     "note": m.get("note", "")})
+    for i, r in enumerate(records):
+        fallback, reason = _fallback(r, no_face, i in frame_probs)
+        p = combine(np.asarray(frame_probs[i], np.float64)) if i in frame_probs else float(fallback_prob)
+        rows.append({"filename": r.filename, "kind": r.kind, "prob_fake": p, "label": int(p >= threshold),
+                     "frames_read": r.frames_read, "faces_found": r.faces_found, "crops": r.n_crops,
+                     "fallback": fallback, "reason": reason, "note": r.note})
     return pd.DataFrame(rows)
 
 
@@ -324,15 +307,15 @@ def labelled_crops(data_dir: Path, labels_csv: Path, prep: PrepSettings, workers
 
     labels = read_labels(labels_csv)
     files = [Path(data_dir) / f for f in labels["filename"]]
-    metas = preprocess(files, prep, cache_dir, workers)
+    records = preprocess(files, prep, cache_dir, workers)
     cache_dir = Path(cache_dir or CROP_CACHE)
     crops, y, names = [], [], []
-    for m, label in zip(metas, labels["label"]):
-        if m.get("key") and m.get("n_crops", 0):
-            c = cache.load(cache_dir, m["key"]).crops
+    for r, label in zip(records, labels["label"]):
+        if r.has_crops:
+            c = cache.load_crops(cache_dir, r)
             crops.append(c)
             y += [int(label)] * len(c)
-            names += [m["filename"]] * len(c)
+            names += [r.filename] * len(c)
     if not crops:
         raise MediaError(f"no crops could be made from {data_dir}")
     return np.concatenate(crops), np.asarray(y), names
@@ -348,7 +331,6 @@ def summarize(predictions: pd.DataFrame, other_files: Iterable[Path] = ()) -> di
             "ignored_files": sorted(Path(f).name for f in other_files)}
 
 
-def preprocess_table(metas: list[dict[str, Any]]) -> pd.DataFrame:
+def preprocess_table(records: list[FileRecord]) -> pd.DataFrame:
     """One row per file: what preprocessing found (frames, faces, crops, cache hit, error)."""
-    cols = ["filename", "kind", "frames_read", "faces_found", "n_crops", "cached", "error", "note"]
-    return pd.DataFrame([{c: m.get(c, "" if c in ("error", "note") else 0) for c in cols} for m in metas], columns=cols)
+    return pd.DataFrame([{c: getattr(r, c) for c in SUMMARY_COLUMNS} for r in records], columns=list(SUMMARY_COLUMNS))

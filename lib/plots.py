@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from . import cache
+from .filerecord import FileRecord
 from .paths import CROP_CACHE
 
 
@@ -30,20 +30,20 @@ def prob_histogram(predictions: pd.DataFrame, labels: pd.DataFrame | None = None
     return fig
 
 
-def crop_grid(metas: list[dict[str, Any]], cache_dir: Path | None = None, n_files: int = 8, per_file: int = 4,
+def crop_grid(records: list[FileRecord], cache_dir: Path | None = None, n_files: int = 8, per_file: int = 4,
               predictions: pd.DataFrame | None = None) -> plt.Figure:
     """A few crops of the first files that have crops: what the model actually sees."""
     cache_dir = Path(cache_dir or CROP_CACHE)
-    chosen = [m for m in metas if m.get("key") and m.get("n_crops", 0)][:n_files]
+    chosen = [r for r in records if r.has_crops][:n_files]
     fig, axes = plt.subplots(max(1, len(chosen)), per_file, figsize=(1.6 * per_file, 1.7 * max(1, len(chosen))),
                              squeeze=False)
     probs = dict(zip(predictions["filename"], predictions["prob_fake"])) if predictions is not None else {}
-    for row, m in zip(axes, chosen):
-        crops = cache.load(cache_dir, m["key"]).crops
+    for row, r in zip(axes, chosen):
+        crops = cache.load_crops(cache_dir, r)
         idx = np.linspace(0, len(crops) - 1, min(per_file, len(crops))).round().astype(int)
         for ax, i in zip(row, idx):
             ax.imshow(crops[i])
-        title = m["filename"][:24] + (f"  p={probs[m['filename']]:.2f}" if m["filename"] in probs else "")
+        title = r.filename[:24] + (f"  p={probs[r.filename]:.2f}" if r.filename in probs else "")
         row[0].set_title(title, fontsize=7, loc="left")
     for ax in axes.ravel():
         ax.axis("off")

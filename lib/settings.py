@@ -1,26 +1,28 @@
-"""Notebook parameters: collect them, reject unknown names, and check every value before any work starts."""
+"""Notebook parameters: the keys of each notebook, collecting them from a notebook's namespace (unknown names are
+errors), and the checks of the preprocess, infer, eda and task notebooks, run once before any work starts.
+
+The ensemble and train notebooks check theirs with ``ensemble.check_params`` and ``training.params.check_params``,
+next to what they check, so this module stays low in the house: the server bundle ships it without the training
+code.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from datetime import datetime
-
-from . import aggregate, ensemble, faces, tta
-from .cache import PrepSettings
+from . import checks
+from .devices import DEVICES, PRECISIONS
 from .errors import ParameterError
-from .experiments import check_exp
-from .models import DEVICES, PRECISIONS, resolve_source
+from .options import CROP_KEYS, InferOptions, PrepSettings
 from .paths import resolve
-from .pipeline import resolve_workers
 
 _LITERAL = (str, int, float, bool, type(None), list, tuple, dict)
 _IPYTHON = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
 # the crop settings and preprocessing workers, shared by preprocess, infer and train
-_CROPS = ("frames", "face_margin", "detect_width", "detector", "detect_every", "detect_scale", "no_face", "workers",
-          "cache_dir")
+_CROPS = CROP_KEYS + ("workers", "cache_dir")
 _COMMON = ("data_dir", "model") + _CROPS
 PREPROCESS_KEYS = _COMMON + ("size",)
 INFER_KEYS = _COMMON + ("labels", "tta", "aggregate", "batch_size", "threshold", "fallback_prob", "device",
@@ -63,107 +65,43 @@ def collect(namespace: dict[str, Any], allowed: tuple[str, ...], notebook: str) 
 
 def data_dir(value: str) -> Path:
     """The data folder, which must exist (relative paths are taken from the project root)."""
-    p = Path(value).expanduser()
-    p = p if p.is_dir() else resolve(value)
-    if not value or not p.is_dir():
-        raise ParameterError("data_dir", value, "an existing flat folder of .jpg/.png/.mp4 files", why="no such folder")
-    return p.resolve()
-
-
-def optional_file(name: str, value: str) -> Path | None:
-    """An optional input file (empty string → None); a given path must exist."""
-    if not value:
-        return None
-    p = Path(value).expanduser()
-    p = p if p.is_file() else resolve(value)
-    if not p.is_file():
-        raise ParameterError(name, value, "an existing file, or '' for none", why="no such file")
-    return p.resolve()
-
-
-def prep_settings(p: dict[str, Any], size: int) -> PrepSettings:
-    """PrepSettings from the parameters (validated by PrepSettings itself)."""
-    return PrepSettings(frames=p["frames"], face_margin=float(p["face_margin"]), detect_width=p["detect_width"],
-                        detector=p["detector"], size=int(size), no_face=p["no_face"], detect_every=p["detect_every"],
-                        detect_scale=p["detect_scale"])
+    return checks.existing_dir("data_dir", value, "an existing flat folder of .jpg/.png/.mp4 files")
 
 
 def check_prep(p: dict[str, Any]) -> dict[str, Any]:
     """Check the preprocessing parameters; returns resolved values (paths, workers)."""
-    faces.DETECTORS.get(p["detector"])
-    if p["no_face"] not in faces.NO_FACE:
-        raise ParameterError("no_face", p["no_face"], faces.NO_FACE)
-    prep_settings(p, 224)  # validates frames, margin, widths
-    if not isinstance(p.get("size", 0), int) or p.get("size", 0) < 0:
+    PrepSettings.from_params(p, 224)  # the crop settings check themselves
+    if isinstance(p.get("size", 0), bool) or not isinstance(p.get("size", 0), int) or p.get("size", 0) < 0:
         raise ParameterError("size", p["size"], "0 (the model's input size) or a positive integer")
-    return {"data_dir": data_dir(p["data_dir"]), "model": resolve_source(p["model"]),
-            "workers": resolve_workers(p["workers"]),
+    return {"data_dir": data_dir(p["data_dir"]), "model": checks.model_source(p["model"]),
+            "workers": checks.workers(p["workers"]),
             "cache_dir": (resolve(p["cache_dir"]) if p["cache_dir"] else None)}
 
 
 def check_infer(p: dict[str, Any]) -> dict[str, Any]:
-    """Check every infer parameter before any work starts; returns resolved values."""
+    """Check every infer parameter before any work starts; returns resolved values, ``options`` among them."""
     out = check_prep(p)
-    tta.TTA.get(p["tta"])
-    aggregate.AGGREGATORS.get(p["aggregate"])
-    if p["device"] not in DEVICES:
-        raise ParameterError("device", p["device"], DEVICES)
-    if not isinstance(p["torch_compile"], bool):
-        raise ParameterError("torch_compile", p["torch_compile"], "True or False")
-    if p["precision"] not in PRECISIONS:
-        raise ParameterError("precision", p["precision"], PRECISIONS)
-    if not isinstance(p["batch_size"], int) or p["batch_size"] < 1:
-        raise ParameterError("batch_size", p["batch_size"], "an integer ≥ 1 (crops per forward pass)")
-    if p["threshold"] != "model":
-        number("threshold", p["threshold"], 0.0, 1.0, "a number in [0, 1], or 'model' (the threshold that "
-               "train.ipynb chose on val and stored in the model folder)")
-    number("fallback_prob", p["fallback_prob"], 0.0, 1.0, "a number in [0, 1]")
-    return {**out, "labels": optional_file("labels", p["labels"]), "exp": check_exp(p["exp"])}
-
-
-def positive_int(name: str, value: Any, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ParameterError(name, value, f"an integer ≥ 1 ({what})")
+    options = InferOptions.from_params(p)
+    checks.choice("device", p["device"], DEVICES)
+    checks.boolean("torch_compile", p["torch_compile"])
+    checks.choice("precision", p["precision"], PRECISIONS)
+    return {**out, "options": options, "labels": checks.optional_file("labels", p["labels"]),
+            "exp": checks.exp_name(p["exp"])}
 
 
 def check_eda(p: dict[str, Any]) -> dict[str, Any]:
     """Check every eda.ipynb parameter before any work starts; returns resolved values."""
-    positive_int("sample", p["sample"], "files whose faces are surveyed")
-    PrepSettings(frames=p["frames"], face_margin=float(p["face_margin"]), detect_width=p["detect_width"],
+    checks.positive_int("sample", p["sample"], "files whose faces are surveyed")
+    PrepSettings(frames=p["frames"], face_margin=p["face_margin"], detect_width=p["detect_width"],
                  detector=p["detector"], size=p["size"] if isinstance(p["size"], int) and p["size"] > 0 else 224)
-    if isinstance(p["seed"], bool) or not isinstance(p["seed"], int):
-        raise ParameterError("seed", p["seed"], "an integer")
+    checks.integer("seed", p["seed"])
     exts = tuple(e.strip().lower() for e in str(p["expected_exts"]).split(",") if e.strip())
     if not exts or not all(e.startswith(".") for e in exts):
         raise ParameterError("expected_exts", p["expected_exts"], "comma-separated extensions such as '.jpg,.png,.mp4'")
-    if not isinstance(p["expected_seconds"], (int, float)) or p["expected_seconds"] <= 0:
-        raise ParameterError("expected_seconds", p["expected_seconds"], "a positive number of seconds")
-    exp = check_exp(p["exp"] or datetime.now().strftime("eda-%Y%m%d-%H%M%S"))
-    return {"data_dir": data_dir(p["data_dir"]), "labels": optional_file("labels", p["labels"]),
+    checks.positive_number("expected_seconds", p["expected_seconds"], "a positive number of seconds")
+    exp = checks.exp_name(p["exp"] or datetime.now().strftime("eda-%Y%m%d-%H%M%S"))
+    return {"data_dir": data_dir(p["data_dir"]), "labels": checks.optional_file("labels", p["labels"]),
             "size": p["size"] or 224, "extensions": exts, "exp": exp}
-
-
-def check_ensemble(p: dict[str, Any]) -> dict[str, Any]:
-    """Check every ensemble.ipynb parameter before any work starts; returns resolved values."""
-    exps = ensemble.parse_runs(p["runs"])
-    ensemble.ENSEMBLES.get(p["method"])
-    weights = ensemble.parse_weights(p["weights"], len(exps))
-    if weights is not None and p["method"] != "weighted":
-        raise ParameterError("weights", p["weights"], "'' unless method is 'weighted'")
-    if not isinstance(p["threshold"], (int, float)) or not 0.0 <= p["threshold"] <= 1.0:
-        raise ParameterError("threshold", p["threshold"], "a number in [0, 1]")
-    for name in ("tune_threshold", "allow_model_ensemble"):
-        if not isinstance(p[name], bool):
-            raise ParameterError(name, p[name], "True, False")
-    positive_int("folds", p["folds"], "cross-validation folds")
-    if isinstance(p["seed"], bool) or not isinstance(p["seed"], int):
-        raise ParameterError("seed", p["seed"], "an integer")
-    labels = optional_file("labels", p["labels"])
-    needs = "tune_threshold" if p["tune_threshold"] else "weights" if p["method"] == "weighted" and weights is None else ""
-    if needs and labels is None:
-        raise ParameterError(needs, p[needs], why="fitting weights or a threshold needs labels: give labels or "
-                             + ("weights" if needs == "weights" else "tune_threshold: False"))
-    return {"runs": exps, "weights": weights, "labels": labels, "exp": check_exp(p["exp"])}
 
 
 def check_task(p: dict[str, Any]) -> dict[str, Any]:
@@ -171,9 +109,3 @@ def check_task(p: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(p["model_name"], str) or not p["model_name"]:
         raise ParameterError("model_name", p["model_name"], "a non-empty name for the submission")
     return check_infer(p)
-
-
-def number(name: str, value: Any, low: float, high: float, what: str) -> None:
-    """A number in [low, high] (booleans rejected), else a ParameterError naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise ParameterError(name, value, what)

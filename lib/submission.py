@@ -9,6 +9,7 @@ import pandas as pd
 from .media import list_media
 
 COLUMNS = ["filename", "label"]
+SUBMISSION = "submission.csv"
 
 
 def write_submission(predictions: pd.DataFrame, path: Path) -> Path:

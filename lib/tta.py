@@ -35,11 +35,21 @@ TTA.register("zoom")(lambda: [_identity, _zoom])
 TTA.register("flip_zoom")(lambda: [_identity, _hflip, _zoom, lambda c: _hflip(_zoom(c))])
 
 
+def get(tta: str) -> list[View]:
+    """The view functions of ``tta`` (looked up once per run; an unknown name lists the valid ones)."""
+    return TTA.get(tta)()
+
+
+def apply(crops: np.ndarray, views: list[View]) -> np.ndarray:
+    """All ``views`` of ``crops`` stacked view-major: shape (len(views) * N, S, S, 3)."""
+    return np.concatenate([v(crops) for v in views], axis=0)
+
+
 def views(crops: np.ndarray, tta: str) -> np.ndarray:
     """All TTA views of ``crops`` stacked view-major: shape (n_views * N, S, S, 3)."""
-    return np.concatenate([v(crops) for v in TTA.get(tta)()], axis=0)
+    return apply(crops, get(tta))
 
 
 def n_views(tta: str) -> int:
     """How many views ``tta`` makes of each crop."""
-    return len(TTA.get(tta)())
+    return len(get(tta))

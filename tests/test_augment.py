@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from lib import augment
+from lib.training import augment
 from lib.errors import ParameterError
 
 

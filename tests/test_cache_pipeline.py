@@ -3,9 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lib import cache, pipeline
-from lib.cache import PrepSettings
+from lib import cache, checks, pipeline
 from lib.errors import ParameterError
+from lib.filerecord import FileRecord
+from lib.options import InferOptions, PrepSettings
 
 
 def test_prep_settings_reject_bad_values():
@@ -28,11 +29,26 @@ def test_cache_key_changes_with_content_and_settings(tmp_path):
 
 
 def test_cache_roundtrip(tmp_path):
-    entry = cache.CropEntry(np.full((2, 8, 8, 3), 7, np.uint8), {"faces_found": 2, "note": "ok"})
+    record = FileRecord("a.mp4", "video", n_crops=2, faces_found=2, note="ok", boxes=[[0, 0, 4, 4], None])
+    entry = cache.CropEntry(np.full((2, 8, 8, 3), 7, np.uint8), record)
     cache.save(tmp_path, "ab" * 32, entry)
-    assert cache.load_meta(tmp_path, "ab" * 32) == {"faces_found": 2, "note": "ok"}
+    assert cache.load_record(tmp_path, "ab" * 32) == record
     np.testing.assert_array_equal(cache.load(tmp_path, "ab" * 32).crops, entry.crops)
-    assert cache.load_meta(tmp_path, "cd" * 32) is None
+    assert cache.load_record(tmp_path, "cd" * 32) is None
+
+
+def test_a_cache_entry_written_before_the_record_type_still_reads(tmp_path):
+    """Entries hold the record as JSON; older entries (a plain dict with the same keys) read as records."""
+    import json
+
+    dest = cache.entry_path(tmp_path, "ef" * 32)
+    dest.parent.mkdir(parents=True)
+    meta = {"filename": "b.jpg", "kind": "image", "frames_read": 1, "faces_found": 1, "frame_indices": [0],
+            "error": "", "note": "", "detect_s": 0.01, "boxes": [[1, 2, 3, 4]], "detections": 1,
+            "frame_shape": [10, 10], "count_reported": None, "decode_s": 0.0, "n_crops": 1}
+    np.savez(dest, crops=np.zeros((1, 4, 4, 3), np.uint8), meta=np.array(json.dumps(meta)))
+    record = cache.load_record(tmp_path, "ef" * 32)
+    assert record.filename == "b.jpg" and record.has_crops is False and record.n_crops == 1
 
 
 def test_batches_are_fixed_size_and_keep_owners():
@@ -50,11 +66,10 @@ def test_batches_are_fixed_size_and_keep_owners():
 
 def test_file_predictions_fallbacks():
     metas = [
-        {"filename": "ok.mp4", "kind": "video", "frames_read": 4, "faces_found": 4, "n_crops": 4, "key": "k"},
-        {"filename": "partial.mp4", "kind": "video", "frames_read": 4, "faces_found": 3, "n_crops": 3, "key": "k"},
-        {"filename": "noface.jpg", "kind": "image", "frames_read": 1, "faces_found": 0, "n_crops": 0, "key": "k"},
-        {"filename": "broken.mp4", "kind": "video", "frames_read": 0, "faces_found": 0, "n_crops": 0, "key": "k",
-         "error": "zero-byte file"},
+        FileRecord("ok.mp4", "video", frames_read=4, faces_found=4, n_crops=4, key="k"),
+        FileRecord("partial.mp4", "video", frames_read=4, faces_found=3, n_crops=3, key="k"),
+        FileRecord("noface.jpg", "image", frames_read=1, faces_found=0, n_crops=0, key="k"),
+        FileRecord("broken.mp4", "video", key="k", error="zero-byte file"),
     ]
     probs = {0: np.array([0.9, 0.8, 0.7, 0.6]), 1: np.array([0.1, 0.2, 0.3])}
     df = pipeline.file_predictions(metas, probs, "mean", 0.5, fallback_prob=0.25, no_face="skip")
@@ -67,10 +82,10 @@ def test_file_predictions_fallbacks():
 
 
 def test_workers_parameter():
-    assert pipeline.resolve_workers(-1) >= 1
-    assert pipeline.resolve_workers(0) == 0
+    assert checks.workers(-1) >= 1
+    assert checks.workers(0) == 0
     with pytest.raises(ParameterError, match="workers=-3"):
-        pipeline.resolve_workers(-3)
+        checks.workers(-3)
 
 
 def _face_files(folder):
@@ -95,7 +110,7 @@ def test_infer_files_overlapped_and_without_cache_gives_the_same_answer(tmp_path
     kept = pipeline.infer_files(files, lm, prep, "flip", 4, tmp_path / "c1", workers=0, progress=False)
     streamed = pipeline.infer_files(files, lm, prep, "flip", 4, tmp_path / "c2", workers=1, keep_cache=False, ahead=1,
                                     progress=False)
-    assert [m["filename"] for m in streamed[0]] == [f.name for f in files]
+    assert [r.filename for r in streamed[0]] == [f.name for f in files]
     assert sorted(kept[1]) == sorted(streamed[1]) == [0, 1, 2]
     for i in kept[1]:
         np.testing.assert_allclose(kept[1][i], streamed[1][i], atol=1e-6)
@@ -110,3 +125,30 @@ def test_detect_every_changes_the_cache_key_but_not_the_default():
     assert "detect_every" not in PrepSettings().key_text() and "detect_every" in PrepSettings(detect_every=4).key_text()
     with pytest.raises(ParameterError, match="detect_every=0"):
         PrepSettings(detect_every=0)
+
+
+def test_predict_files_is_infer_files_plus_file_predictions(tmp_path, tiny_vit):
+    """The one road (lib.predict) gives what its two steps give, with the threshold and fallbacks of the options."""
+    from lib import models, predict
+
+    files = _face_files(tmp_path / "data")
+    lm = models.load_model(str(tiny_vit), device="cpu")
+    opts = InferOptions(frames=3, tta="flip", batch_size=4, threshold=0.4, fallback_prob=0.3)
+    pred = predict.predict_folder(tmp_path / "data", lm, opts, tmp_path / "out", tmp_path / "c", workers=0,
+                                  progress=False)
+    records, probs, _ = pipeline.infer_files(files, lm, opts.crops(lm.size), "flip", 4, tmp_path / "c2", 0,
+                                             progress=False)
+    table = pipeline.file_predictions(records, probs, "mean", 0.4, 0.3, "skip")
+    assert pred.table.equals(table) and pred.threshold == 0.4
+    assert (tmp_path / "out" / "submission.csv").is_file() and (tmp_path / "out" / "predictions.csv").is_file()
+    assert pred.table.loc[pred.table["filename"] == "d.mp4", "prob_fake"].item() == 0.3
+
+
+def test_infer_options_check_themselves():
+    with pytest.raises(ParameterError, match="tta='flop'"):
+        InferOptions(tta="flop")
+    with pytest.raises(ParameterError, match="threshold=2"):
+        InferOptions(threshold=2)
+    assert InferOptions(threshold="model").threshold == "model"
+    assert InferOptions.from_params({"frames": 8, "tta": "flip", "unrelated": 1}).crops(64) == PrepSettings(frames=8,
+                                                                                                            size=64)

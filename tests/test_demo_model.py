@@ -45,11 +45,11 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, np.nda
 
 
 def test_extract_features_shape_and_dtype() -> None:
-    model = backbones.from_imagenet()
+    model = backbones.create("efficientnet_lite0", demo_model.ID2LABEL)[0]
     crops, _ = _crops(5)
     feats = demo_model.extract_features(model, crops, batch_size=2)
-    assert feats.shape == (5, backbones.FEATURE_DIM) and feats.dtype == np.float32
-    assert demo_model.extract_features(model, crops[:0]).shape == (0, backbones.FEATURE_DIM)
+    assert feats.shape == (5, 1280) and feats.dtype == np.float32
+    assert demo_model.extract_features(model, crops[:0]).shape == (0, 1280)
 
 
 def test_fit_writes_a_loadable_model(fitted: tuple[Path, dict, np.ndarray, np.ndarray]) -> None:
@@ -67,7 +67,7 @@ def test_fit_writes_a_loadable_model(fitted: tuple[Path, dict, np.ndarray, np.nd
 
 def test_saved_model_equals_logistic_regression(fitted: tuple[Path, dict, np.ndarray, np.ndarray]) -> None:
     out, _, crops, labels = fitted
-    feats = demo_model.extract_features(backbones.from_imagenet(), crops).astype(np.float64)
+    feats = demo_model.extract_features(backbones.create("efficientnet_lite0", demo_model.ID2LABEL)[0], crops).astype(np.float64)
     scaler = StandardScaler().fit(feats)
     expected = LogisticRegression(C=0.5, max_iter=5000).fit(scaler.transform(feats), labels)
     expected = expected.predict_proba(scaler.transform(feats))[:, 1]

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import media_factory as mf
-from lib import ensemble, experiments, settings
+from lib import ensemble, experiments, metrics, settings
 from lib.errors import ParameterError
 from lib.paths import NOTEBOOKS
 
@@ -94,7 +94,7 @@ def test_threshold_tuning_finds_a_shifted_threshold():
     rng = np.random.default_rng(1)
     y = rng.integers(0, 2, 200)
     scores = np.clip(0.2 + 0.3 * y + rng.normal(0, 0.05, 200), 0, 1)  # classes split at about 0.35, not 0.5
-    thr, f1 = ensemble.tune_threshold(scores, y)
+    thr, f1 = metrics.tune_threshold(scores, y)
     assert 0.25 < thr < 0.45 and f1 > 0.95
 
 
@@ -136,13 +136,13 @@ def test_ensemble_parameters_are_checked_before_any_work(tmp_path):
     base = dict(runs="a,b", method="mean", weights="", threshold=0.5, tune_threshold=False, labels="", folds=5,
                 seed=0, allow_model_ensemble=False, exp="x")
     with pytest.raises(ParameterError, match="method='avg'.*mean, weighted, rank, vote"):
-        settings.check_ensemble({**base, "method": "avg"})
+        ensemble.check_params({**base, "method": "avg"})
     with pytest.raises(ParameterError, match="runs='a'"):
-        settings.check_ensemble({**base, "runs": "a"})
+        ensemble.check_params({**base, "runs": "a"})
     with pytest.raises(ParameterError, match="weights=''.*needs labels"):
-        settings.check_ensemble({**base, "method": "weighted"})
+        ensemble.check_params({**base, "method": "weighted"})
     with pytest.raises(ParameterError, match="weights='1'"):
-        settings.check_ensemble({**base, "method": "weighted", "weights": "1"})
+        ensemble.check_params({**base, "method": "weighted", "weights": "1"})
 
 
 def test_eda_on_the_real_dev_set(shared_dev):

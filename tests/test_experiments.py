@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lib import experiments
+from lib import checks, experiments
 from lib.errors import ParameterError
 
 
@@ -56,9 +56,9 @@ def test_rebuild_is_deterministic(tmp_path):
 
 
 def test_exp_names():
-    assert experiments.check_exp("").startswith("run-")
+    assert checks.exp_name("").startswith("run-")
     with pytest.raises(ParameterError, match="exp='../x'"):
-        experiments.check_exp("../x")
+        checks.exp_name("../x")
 
 
 def test_score_command_line(tmp_path):

@@ -124,7 +124,7 @@ def test_adaptive_detection_finds_the_same_faces_and_falls_back_when_it_misses()
 
 
 def test_detect_scale_changes_the_cache_key_only_when_adaptive():
-    from lib.cache import PrepSettings
+    from lib.options import PrepSettings
 
     assert PrepSettings().key_text() == PrepSettings(detect_scale="fixed").key_text()
     assert "detect_scale" in PrepSettings(detect_scale="adaptive").key_text()

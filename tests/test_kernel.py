@@ -98,6 +98,20 @@ def test_static_problems_are_caught(tmp_path, tiny_vit, monkeypatch):
     assert "does not resolve to a model folder inside the bundle" in "\n".join(kernel.static_problems(bundle))
 
 
+def test_the_bundle_must_run_this_checkouts_inference_road(tmp_path, tiny_vit):
+    """task.ipynb calls predict.predict_folder, and its lib/ is byte for byte this checkout's (no training code)."""
+    bundle = _build(tmp_path, tiny_vit)
+    assert kernel.static_problems(bundle) == []
+    with open(bundle / "lib" / "pipeline.py", "a", encoding="utf-8") as f:
+        f.write("# edited by hand\n")
+    (bundle / "lib" / "training").mkdir()
+    _edit_cell(bundle, "predict.predict_folder(", "predict.predict_files(")
+    problems = "\n".join(kernel.static_problems(bundle))
+    assert "lib/pipeline.py differs from this checkout's: rebuild" in problems
+    assert "lib/training/ is in the bundle" in problems
+    assert "does not call predict.predict_folder" in problems
+
+
 @pytest.mark.slow
 def test_check_passes_and_equals_the_kits_own_infer(tmp_path, tiny_vit, data, monkeypatch):
     monkeypatch.setenv(kernel.KEY_ENV, KEY)
@@ -115,7 +129,9 @@ def test_check_passes_and_equals_the_kits_own_infer(tmp_path, tiny_vit, data, mo
 @pytest.mark.slow
 def test_check_fails_when_a_file_gets_no_row(tmp_path, tiny_vit, data):
     bundle = _build(tmp_path, tiny_vit)
-    _edit_cell(bundle, "submission.write_submission(preds,", "submission.write_submission(preds.iloc[:-1],")
+    _edit_cell(bundle, "if not cache_dir:", "import pandas as pd\n"
+               "pd.read_csv(BUNDLE / 'submission.csv').iloc[:-1].to_csv(BUNDLE / 'submission.csv', index=False)\n"
+               "if not cache_dir:")
     report = kernel.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
     assert report["verdict"] == "FAIL" and "media files have no row" in " ".join(report["reasons"])
 

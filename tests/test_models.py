@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from lib import models
+from lib import backbones, devices, models
 from lib.errors import ModelLoadError, ParameterError
 
 
@@ -84,17 +84,17 @@ def test_hub_id_offline_fails_with_the_parameter_name():
 
 def test_device_and_precision_checked():
     with pytest.raises(ParameterError, match="device='gpu'.*auto, cpu, cuda"):
-        models.resolve_device("gpu")
-    assert models.resolve_device("cpu").type == "cpu"
+        devices.resolve_device("gpu")
+    assert devices.resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
         with pytest.raises(ParameterError, match="device='cuda'"):
-            models.resolve_device("cuda")
+            devices.resolve_device("cuda")
 
 
 def test_data_config_order(tiny_vit):
-    cfg = models.resolve_data_config(str(tiny_vit))
+    cfg = backbones.resolve_data_config(str(tiny_vit))
     assert cfg["size"] == 32 and cfg["std"] == (0.5, 0.5, 0.5) and cfg["rescale"] == pytest.approx(1 / 255)
-    assert models.resolve_data_config(str(tiny_vit), size=64, mean=(0, 0, 0))["size"] == 64
+    assert backbones.resolve_data_config(str(tiny_vit), size=64, mean=(0, 0, 0))["size"] == 64
     cfg_json = json.loads((tiny_vit / "preprocessor_config.json").read_text())
     assert cfg_json["image_mean"] == [0.5, 0.5, 0.5]
 
@@ -128,4 +128,4 @@ def test_cpu_precisions_stay_close_to_fp32(tiny_vit):
         fp16 = models.load_model(str(tiny_vit), "cpu", "fp16")
     assert fp16.info["precision_used"] == "fp32" and np.array_equal(models.predict_crops(fp16, crops), ref)
     with pytest.raises(ParameterError, match="precision='fp64'"):
-        models.effective_precision(torch.device("cpu"), "fp64")
+        devices.effective_precision(torch.device("cpu"), "fp64")

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from skimage import data as skdata
 
-from lib import faces, sbi
+from lib import faces
+from lib.training import sbi
 
 
 def _have_predictor() -> bool:

@@ -14,9 +14,12 @@ from PIL import Image
 
 import media_factory as mf
 from conftest import make_tiny_vit
-from lib import models, strategies, train, traindata
+from lib import backbones, models
 from lib.errors import ParameterError
 from lib.paths import NOTEBOOKS
+from lib.training import data as traindata
+from lib.training import evaluate, export, loop, params, strategies
+from lib.training.export import ID2LABEL
 
 
 def _files(groups: list[str], labels: list[int], kinds: list[str] | None = None) -> pd.DataFrame:
@@ -69,18 +72,43 @@ def _trainable(model) -> set[str]:
     return {n for n, p in model.named_parameters() if p.requires_grad}
 
 
+def _model(source):
+    return backbones.create(str(source), ID2LABEL)
+
+
+def test_strategy_registry_names_and_a_new_strategy_in_one_class(vit):
+    assert strategies.STRATEGIES.names() == ["feature_extractor", "fine_tune", "lora", "distill"]
+    with pytest.raises(ParameterError, match="strategy='svm'.*feature_extractor, fine_tune, lora, distill"):
+        strategies.make("svm", {})
+
+    class HeadAndLastBlock(strategies.Strategy):  # what a user adds: one class, registered by name
+        name = "head_and_last_block"
+
+        def prepare(self, model):
+            last = backbones.blocks(model)[-1]
+            return strategies._set_trainable(model, lambda n: n.startswith((last + ".", "classifier.")))
+
+    try:
+        strategies.register(HeadAndLastBlock)
+        model = strategies.make("head_and_last_block", {}).prepare(_model(vit)[0])
+        last = backbones.blocks(model)[-1]
+        assert _trainable(model) and all(n.startswith((last + ".", "classifier.")) for n in _trainable(model))
+    finally:
+        strategies.STRATEGIES._items.pop("head_and_last_block", None)
+
+
 def test_feature_extractor_trains_only_the_head(vit):
-    model, data = strategies.build_model(str(vit))
-    assert data["size"] == 32 and model.config.id2label == strategies.ID2LABEL
-    model = strategies.STRATEGIES.get("feature_extractor")(model, {})
+    model, data = _model(vit)
+    assert data["size"] == 32 and model.config.id2label == ID2LABEL
+    model = strategies.make("feature_extractor", {}).prepare(model)
     assert _trainable(model) == {"classifier.weight", "classifier.bias"}
 
 
 def test_fine_tune_freezes_the_named_blocks(vit):
-    model, _ = strategies.build_model(str(vit))
-    names = strategies.blocks(model)
+    model, _ = _model(vit)
+    names = backbones.blocks(model)
     assert len(names) == 2 and names[0].endswith("0") and names[1].endswith("1")  # the ViT's transformer layers
-    model = strategies.STRATEGIES.get("fine_tune")(model, {"frozen_blocks": ["stem", 0]})
+    model = strategies.make("fine_tune", {"frozen_blocks": ["stem", 0]}).prepare(model)
     trainable = _trainable(model)
     assert not any(n.startswith(("vit.embeddings", names[0] + ".")) for n in trainable)
     assert any(n.startswith(names[1] + ".") for n in trainable) and "classifier.weight" in trainable
@@ -89,13 +117,22 @@ def test_fine_tune_freezes_the_named_blocks(vit):
 
 
 def test_feature_extractor_keeps_batchnorm_statistics():
-    model, _ = strategies.build_model("efficientnet_lite0")
-    model = strategies.STRATEGIES.get("feature_extractor")(model, {})
-    before = model.backbone._bn0.running_mean.clone()
+    model, _ = backbones.create("efficientnet_lite0", ID2LABEL)
+    model = strategies.make("feature_extractor", {}).prepare(model)
+    before = model.timm_model.bn1.running_mean.clone()
     model.train()
-    strategies.freeze_batchnorm(model)
+    loop.freeze_batchnorm(model)
     model(pixel_values=torch.randn(2, 3, 64, 64))
-    assert torch.equal(before, model.backbone._bn0.running_mean)
+    assert torch.equal(before, model.timm_model.bn1.running_mean)
+
+
+def test_fine_tune_of_efficientnet_freezes_its_stem_and_first_blocks():
+    model, _ = backbones.create("efficientnet_lite0", ID2LABEL)
+    model = strategies.make("fine_tune", {"frozen_blocks": ["stem", 0, 1]}).prepare(model)
+    trainable = _trainable(model)
+    assert not any(n.startswith(("timm_model.conv_stem", "timm_model.bn1", "timm_model.blocks.0.0.",
+                                 "timm_model.blocks.1.0.")) for n in trainable)
+    assert "timm_model.blocks.1.1.conv_pw.weight" in trainable and "timm_model.classifier.weight" in trainable
 
 
 def _crop_set(n: int = 24, size: int = 32, seed: int = 0) -> traindata.CropSet:
@@ -107,39 +144,45 @@ def _crop_set(n: int = 24, size: int = 32, seed: int = 0) -> traindata.CropSet:
     return traindata.CropSet(crops, np.arange(n), files)
 
 
-def _fit(model, data, epochs=3, monitor="val_auc", patience=3, lr=3e-3):
-    train.seed_everything(42)
+FINE_TUNE = strategies.make("fine_tune", {})
+
+
+def _fit(model, data, epochs=3, monitor="val_auc", patience=3, lr=3e-3, on_epoch=None):
+    loop.seed_everything(42)
     samples = traindata.TrainSamples(_crop_set(), [], seed=42)
-    loop = train.Loop(epochs=epochs, batch_size=8, lr=lr, monitor=monitor, patience=patience, device="cpu")
-    return train.fit(model, samples, _crop_set(12, seed=1), data, loop, torch.nn.functional.cross_entropy)
+    settings = loop.Loop(epochs=epochs, batch_size=8, lr=lr, monitor=monitor, patience=patience, device="cpu")
+    return loop.fit(model, samples, _crop_set(12, seed=1), data, settings, torch.nn.functional.cross_entropy,
+                    FINE_TUNE, on_epoch=on_epoch)
 
 
 def test_fit_learns_a_separable_task_and_keeps_the_best_epoch(vit):
-    model, data = strategies.build_model(str(vit))
-    model = strategies.STRATEGIES.get("fine_tune")(model, {})
-    model, history = _fit(model, data, epochs=4)
-    assert history["val_auc"].max() > 0.9
+    model, data = _model(vit)
+    model = FINE_TUNE.prepare(model)
+    seen = []
+    model, history = _fit(model, data, epochs=4, on_epoch=seen.append)
+    assert history["val_auc"].max() > 0.9 and [r["epoch"] for r in seen] == [1, 2, 3, 4]
     best = history.loc[history["best"]].iloc[-1]
     val = _crop_set(12, seed=1)
-    auc = train.file_metrics(train.file_scores(val, train.predict(model, val.crops, data, torch.device("cpu"))))
+    auc = evaluate.file_metrics(evaluate.file_scores(val, loop.predict(model, val.crops, data, torch.device("cpu"))))
     assert auc["val_auc"] == pytest.approx(best["val_auc"]), "the returned model holds the best epoch's weights"
 
 
 def test_early_stopping_stops_after_patience(vit):
-    model, data = strategies.build_model(str(vit))
-    model = strategies.STRATEGIES.get("fine_tune")(model, {})
+    model, data = _model(vit)
+    model = FINE_TUNE.prepare(model)
     _, history = _fit(model, data, epochs=6, monitor="val_loss", patience=1, lr=0.5)  # diverges
     assert len(history) < 6
 
 
 def test_gradient_accumulation_matches_the_bigger_batch(vit):
     def weights(batch_size, grad_accum):
-        model, data = strategies.build_model(str(vit))
-        train.seed_everything(0)
+        model, data = _model(vit)
+        loop.seed_everything(0)
         model.classifier.reset_parameters()  # the same new head in both runs
         samples = traindata.TrainSamples(_crop_set(32), [], seed=5)
-        loop = train.Loop(epochs=1, batch_size=batch_size, grad_accum=grad_accum, lr=1e-2, device="cpu")
-        model, _ = train.fit(model, samples, _crop_set(8, seed=1), data, loop, torch.nn.functional.cross_entropy)
+        settings = loop.Loop(epochs=1, batch_size=batch_size, grad_accum=grad_accum, lr=1e-2, device="cpu")
+        model, _ = loop.fit(model, samples, _crop_set(8, seed=1), data, settings, torch.nn.functional.cross_entropy,
+                            FINE_TUNE)
         return torch.cat([p.detach().flatten() for p in model.parameters()])
 
     # Adam moves each weight by about lr (1e-2) per update: one update more or less would differ by far more
@@ -147,21 +190,21 @@ def test_gradient_accumulation_matches_the_bigger_batch(vit):
 
 
 def test_lora_merges_into_a_plain_model_that_loads_like_a_hub_model(vit, tmp_path):
-    model, data = strategies.build_model(str(vit))
-    model = strategies.STRATEGIES.get("lora")(model, {"lora_rank": 4, "lora_alpha": 8, "lora_dropout": 0.0,
-                                                      "lora_targets": []})
+    model, data = _model(vit)
+    lora = strategies.make("lora", {"lora_rank": 4, "lora_alpha": 8, "lora_dropout": 0.0, "lora_targets": []})
+    model = lora.prepare(model)
     trainable = _trainable(model)
     assert trainable and all("lora_" in n or "classifier" in n for n in trainable)
     for n, p in model.named_parameters():
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.5)  # adapters that change the output
     crops = _crop_set(8).crops
-    ref = train.predict(model, crops, data, torch.device("cpu"))
-    plain = strategies.finalize(model)
+    ref = loop.predict(model, crops, data, torch.device("cpu"))
+    plain = lora.finalize(model)
     assert not any("lora" in k for k in plain.state_dict())
-    np.testing.assert_allclose(train.predict(plain, crops, data, torch.device("cpu")), ref, atol=1e-4)
-    out = strategies.save(plain, tmp_path / "m", data, {"exp": "t", "threshold": 0.4})
-    assert strategies.check_saved(out, plain, crops, data) < 1e-5
+    np.testing.assert_allclose(loop.predict(plain, crops, data, torch.device("cpu")), ref, atol=1e-4)
+    out = export.save(plain, tmp_path / "m", data, {"exp": "t", "threshold": 0.4})
+    assert export.check_saved(out, plain, crops, data) < 1e-5
     lm = models.load_model(str(out))
     assert lm.info["training_run"] == "t" and models.resolve_threshold("model", lm) == 0.4
 
@@ -169,18 +212,33 @@ def test_lora_merges_into_a_plain_model_that_loads_like_a_hub_model(vit, tmp_pat
 def test_threshold_and_kind_report():
     scores = pd.DataFrame({"label": [0, 0, 0, 1, 1, 1], "prob_fake": [0.1, 0.2, 0.3, 0.25, 0.35, 0.4],
                            "kind": ["r", "r", "r", "a", "a", "b"]})
-    thr, f1 = train.choose_threshold(scores)
-    assert f1 > train.file_metrics(scores, 0.5)["val_f1"] and 0.3 < thr <= 0.35 or f1 == 1.0
-    rep = train.kind_report(scores, thr).set_index("kind")
+    thr, f1 = evaluate.choose_threshold(scores)
+    assert f1 > evaluate.file_metrics(scores, 0.5)["val_f1"] and 0.3 < thr <= 0.35 or f1 == 1.0
+    rep = evaluate.kind_report(scores, thr).set_index("kind")
     assert rep.loc["b", "auc_vs_real"] == 1.0 and rep.loc["r", "files"] == 3 and np.isnan(rep.loc["r", "auc_vs_real"])
 
 
 def test_teacher_soft_labels_are_computed_once(vit, tmp_path, monkeypatch):
     samples = traindata.TrainSamples(_crop_set(10), ["flip"], seed=3)
-    first = train.teacher_logits(str(vit), samples, tmp_path)
+    first = strategies.teacher_logits(str(vit), samples, tmp_path)
     monkeypatch.setattr(models, "load_model", lambda *a, **k: pytest.fail("the teacher ran again"))
-    np.testing.assert_array_equal(train.teacher_logits(str(vit), samples, tmp_path), first)
+    np.testing.assert_array_equal(strategies.teacher_logits(str(vit), samples, tmp_path), first)
     assert first.shape == (10, 2)
+
+
+def test_distill_owns_its_parameters_inputs_and_loss(vit):
+    base = {"teacher": str(vit), "distill_alpha": 0.5, "distill_temperature": 2.0}
+    for over, name in (({"distill_alpha": 1.5}, "distill_alpha"), ({"distill_temperature": 0}, "distill_temperature"),
+                       ({"teacher": ""}, "teacher")):
+        with pytest.raises(ParameterError) as e:
+            strategies.make("distill", {**base, **over})
+        assert e.value.name == name
+    distill = strategies.make("distill", base)
+    assert distill.fixed_fakes and distill.crop_size(16) == 32  # the teacher's bigger size
+    logits, y = torch.randn(4, 2), torch.tensor([0, 1, 0, 1])
+    hard = torch.nn.functional.cross_entropy
+    assert torch.isclose(distill.loss(logits, y, logits, hard), 0.5 * hard(logits, y))  # KL of itself is 0
+    assert FINE_TUNE.loss(logits, y, None, hard) == hard(logits, y)
 
 
 TRAIN_DEFAULTS = {k: v["default"] for k, v in pm.inspect_notebook(str(NOTEBOOKS / "train.ipynb")).items()}
@@ -201,7 +259,7 @@ def _params(**over):
 def test_wrong_train_parameter_is_named(over, name, tmp_path):
     (tmp_path / "labels.csv").write_text("filename,label\na.jpg,0\n")  # a fresh clone has no sample set yet
     with pytest.raises(ParameterError) as e:
-        train.check_params(_params(**{"data": [str(tmp_path)], **over}))
+        params.check_params(_params(**{"data": [str(tmp_path)], **over}))
     assert e.value.name == name
 
 
@@ -244,13 +302,13 @@ def test_train_notebook_writes_a_model_that_infer_loads(vit, tmp_path):
         for name in ("curves.png", "sbi_examples.png", "val_predictions.csv", "val_by_kind.csv"):
             assert (work / "submissions" / "lora1" / name).is_file(), name
         assert "| lora1 |" in (work / "EXPERIMENTS.md").read_text()
-        training = strategies.read_training(tmp_path / "m1")
+        training = models.read_training(tmp_path / "m1")
         assert training["exp"] == "lora1" and 0 <= training["threshold"] <= 1
 
         pm.execute_notebook(str(NOTEBOOKS / "train.ipynb"), str(tmp_path / "distill.ipynb"), progress_bar=False,
                             parameters={**common, "strategy": "distill", "teacher": str(tmp_path / "m1"),
                                         "backbone": "resnet_tiny", "exp": "distill1", "out": str(tmp_path / "m2")})
-        d = json.loads((work / "submissions" / "distill1" / "run.json").read_text())["distill"]
+        d = json.loads((work / "submissions" / "distill1" / "run.json").read_text())["strategy_report"]
         assert d["student_parameters"] < d["teacher_parameters"] or d["teacher_parameters"] < 1e6
 
         pm.execute_notebook(str(NOTEBOOKS / "infer.ipynb"), str(tmp_path / "infer.ipynb"), progress_bar=False,
@@ -270,6 +328,6 @@ def test_train_notebook_writes_a_model_that_infer_loads(vit, tmp_path):
         bundle = kernel.build("k1", model=str(tmp_path / "m1"), params_file=str(task), out_root=tmp_path / "kernels")
         assert (bundle / kernel.task_parameters(bundle)["model"] / "training.json").is_file()
         assert kernel.static_problems(bundle) == [], "a trained model's bundle passes the server checks"
-        assert not {"train.py", "strategies.py", "sbi.py"} & {p.name for p in (bundle / "lib").iterdir()}
+        assert not (bundle / "lib" / "training").exists(), "the bundle never ships training code"
     finally:
         os.environ["KIT_WORKDIR"] = old

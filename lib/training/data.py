@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import augment, cache, sbi
-from .cache import PrepSettings
-from .errors import MediaError, ParameterError
-from .media import media_kind
-from .metrics import read_labels
-from .paths import CROP_CACHE, resolve
-from .pipeline import preprocess
+from .. import cache
+from ..errors import MediaError, ParameterError
+from ..media import media_kind
+from ..metrics import read_labels
+from ..options import PrepSettings
+from ..paths import CROP_CACHE, resolve
+from ..pipeline import preprocess
+from . import augment, sbi
 
 TRAIN_ON = ("all", "real")  # train on every labelled train-side file, or on the real ones only (fakes go to val)
 GROUP_BY = ("origin", "filename")
@@ -76,14 +77,14 @@ def load_crops(folders: list[str], prep: PrepSettings, cache_dir: Path | None = 
                workers: int = -1) -> tuple[CropSet, pd.DataFrame]:
     """Crops of every labelled file of ``folders`` (same crop code and cache as inference), and the files dropped."""
     table = pd.concat([file_table(f) for f in folders], ignore_index=True)
-    metas = preprocess([Path(p) for p in table["path"]], prep, cache_dir, workers)
+    records = preprocess([Path(p) for p in table["path"]], prep, cache_dir, workers)
     cache_dir = Path(cache_dir or CROP_CACHE)
     crops, index, kept, dropped = [], [], [], []
-    for i, m in enumerate(metas):
-        if not (m.get("key") and m.get("n_crops", 0)):
-            dropped.append({**table.iloc[i].to_dict(), "reason": m.get("error") or "no face in any sampled frame"})
+    for i, r in enumerate(records):
+        if not r.has_crops:
+            dropped.append({**table.iloc[i].to_dict(), "reason": r.error or "no face in any sampled frame"})
             continue
-        c = cache.load(cache_dir, m["key"]).crops
+        c = cache.load_crops(cache_dir, r)
         crops.append(c)
         index.append(np.full(len(c), len(kept)))
         kept.append(i)
@@ -186,18 +187,6 @@ def describe_split(files: pd.DataFrame, train: np.ndarray, val: np.ndarray) -> p
     df = df[df["side"] != ""]
     return (df.groupby(["kind", "side"]).agg(files=("filename", "size"), crops=("n_crops", "sum"))
             .unstack("side", fill_value=0))
-
-
-def soft_label_key(teacher: str, data: CropSet, items: list[tuple[int, bool]], seed: int) -> str:
-    """Cache key of a teacher's outputs on a set of samples (teacher folder, crops and sample list)."""
-    import hashlib
-
-    h = hashlib.sha256(str(Path(teacher).resolve()).encode())
-    for f in sorted(Path(teacher).glob("*.safetensors")):
-        h.update(f"{f.name}{f.stat().st_size}{f.stat().st_mtime_ns}".encode())
-    h.update(np.ascontiguousarray(data.crops).data)
-    h.update(repr((items, seed)).encode())
-    return h.hexdigest()[:24]
 
 
 def info(data: CropSet) -> dict[str, Any]:

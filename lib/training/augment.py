@@ -7,8 +7,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .errors import ParameterError
-from .registry import Registry
+from ..errors import ParameterError
+from ..registry import Registry
 
 Augment = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # (H, W, 3) uint8, rng -> (H, W, 3) uint8
 AUGMENTS: Registry[Augment] = Registry("augment")
@@ -97,7 +97,7 @@ def augment(img: np.ndarray, names: list[str], rng: np.random.Generator, p: floa
     if not 0.0 <= p <= 1.0:
         raise ParameterError("augment_p", p, "a probability in [0, 1]")
     out = img
-    for name in check(names):
+    for name in names:
         if rng.random() < p:
             out = AUGMENTS.get(name)(out, rng)
     return out.copy() if out is img else out

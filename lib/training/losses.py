@@ -7,8 +7,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .errors import ParameterError
-from .registry import Registry
+from ..errors import ParameterError
+from ..registry import Registry
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (logits (B, C), target (B,)) -> scalar mean loss
 LOSSES: Registry[Callable[[float, float], Loss]] = Registry("loss")  # (label_smoothing, focal_gamma) -> Loss
@@ -62,11 +62,9 @@ def make_loss(name: str, label_smoothing: float = 0.0, focal_gamma: float = 2.0)
 
 def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, target: torch.Tensor, alpha: float,
                  temperature: float, hard_loss: Loss) -> torch.Tensor:
-    """alpha · hard_loss(student, target) + (1 - alpha) · T² · KL(softmax(teacher / T) ‖ softmax(student / T))."""
-    if not 0.0 <= alpha <= 1.0:
-        raise ParameterError("distill_alpha", alpha, "a number in [0, 1]")
-    if not temperature > 0.0:
-        raise ParameterError("distill_temperature", temperature, "a number > 0")
+    """alpha · hard_loss(student, target) + (1 - alpha) · T² · KL(softmax(teacher / T) ‖ softmax(student / T)).
+
+    ``alpha`` in [0, 1] and ``temperature`` > 0 are checked once, by the distill strategy's parameter check."""
     t = float(temperature)
     soft = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.softmax(teacher_logits.detach() / t, dim=1),
                     reduction="batchmean") * t * t

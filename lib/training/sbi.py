@@ -14,9 +14,9 @@ import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import faces
+from .. import faces
+from ..errors import ParameterError
 from .augment import jitter_colour
-from .errors import ParameterError
 
 PREDICTOR = "shape_predictor_68_face_landmarks.dat"
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)  # SBI's choice of blend ratio: full blends twice as likely

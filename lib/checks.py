@@ -1,0 +1,118 @@
+"""Value checks for run parameters, in one low module that every layer can import.
+
+Each notebook checks its parameters once, at its edge (``lib.settings``, ``lib.training.params``), with these
+functions; the settings types (``options.PrepSettings``, ``options.InferOptions``) check themselves with them too.
+Code below the edge then trusts the values it is given.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import ParameterError
+from .paths import resolve
+
+_EXP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def integer(name: str, value: Any, what: str = "an integer") -> int:
+    """An int (booleans rejected)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ParameterError(name, value, what)
+    return value
+
+
+def positive_int(name: str, value: Any, what: str) -> int:
+    """An int ≥ 1; ``what`` says what it counts."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ParameterError(name, value, f"an integer ≥ 1 ({what})")
+    return value
+
+
+def number(name: str, value: Any, low: float, high: float, what: str) -> float:
+    """A number in [low, high] (booleans rejected)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ParameterError(name, value, what)
+    return float(value)
+
+
+def positive_number(name: str, value: Any, what: str = "a positive number") -> float:
+    """A number > 0 (booleans rejected)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ParameterError(name, value, what)
+    return float(value)
+
+
+def boolean(name: str, value: Any) -> bool:
+    """True or False (not 0/1, not a string)."""
+    if not isinstance(value, bool):
+        raise ParameterError(name, value, "True, False")
+    return value
+
+
+def choice(name: str, value: Any, valid: Iterable[str]) -> str:
+    """One of ``valid``."""
+    valid = tuple(valid)
+    if value not in valid:
+        raise ParameterError(name, value, valid)
+    return value
+
+
+def names(name: str, value: Any, what: str) -> list[str]:
+    """A list (or tuple) of strings."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ParameterError(name, value, what)
+    return list(value)
+
+
+def exp_name(exp: str) -> str:
+    """A valid run name (a folder under submissions/), or a new timestamped one when ``exp`` is empty."""
+    if not exp:
+        return datetime.now().strftime("run-%Y%m%d-%H%M%S")
+    if not isinstance(exp, str) or not _EXP_NAME.match(exp):
+        raise ParameterError("exp", exp, "letters, digits, '.', '_' and '-' (a folder name under submissions/)")
+    return exp
+
+
+def workers(value: Any) -> int:
+    """Preprocessing processes: ``-1`` → min(cpu − 1, 8) (at least 1); ``0`` → work in this process."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < -1:
+        raise ParameterError("workers", value, "-1 (auto), 0 (no worker processes) or a positive integer")
+    return max(1, min((os.cpu_count() or 2) - 1, 8)) if value == -1 else value
+
+
+def existing_dir(name: str, value: str, what: str) -> Path:
+    """An existing folder (relative paths from the current folder, else from the project root)."""
+    p = Path(value).expanduser() if value else Path()
+    p = p if value and p.is_dir() else resolve(value or ".")
+    if not value or not p.is_dir():
+        raise ParameterError(name, value, what, why="no such folder")
+    return p.resolve()
+
+
+def optional_file(name: str, value: str) -> Path | None:
+    """An optional input file ('' → None); a given path must exist."""
+    if not value:
+        return None
+    p = Path(value).expanduser()
+    p = p if p.is_file() else resolve(value)
+    if not p.is_file():
+        raise ParameterError(name, value, "an existing file, or '' for none", why="no such file")
+    return p.resolve()
+
+
+def model_source(value: str, name: str = "model") -> str:
+    """A local model folder (resolved) or a Hugging Face hub id, as a string for ``from_pretrained``."""
+    if isinstance(value, str) and value:
+        for candidate in (Path(value).expanduser(), resolve(value)):
+            if candidate.is_dir():
+                return str(candidate.resolve())
+        if _HUB_ID.match(value):
+            return value
+    raise ParameterError(name, value, "a local model folder or a Hugging Face hub id 'owner/name'",
+                         why="no such folder, and not a hub id")

@@ -1,0 +1,74 @@
+"""Validation by file: per-file P(fake) from crop logits, macro F1 and AUC, the threshold choice, the per-kind
+report and the training curves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..metrics import macro_f1, tune_threshold
+from .data import CropSet
+
+
+def file_scores(val: CropSet, logits: np.ndarray) -> pd.DataFrame:
+    """Per-file P(fake): the mean over the file's crops (as infer's default aggregation), with label and kind."""
+    import torch
+
+    prob = torch.softmax(torch.from_numpy(logits), -1)[:, 1].numpy()
+    per_file = pd.Series(prob).groupby(val.file_index).mean()
+    return val.files.assign(prob_fake=per_file.reindex(range(len(val.files))).to_numpy())
+
+
+def file_metrics(scores: pd.DataFrame, threshold: float = 0.5) -> dict[str, float | None]:
+    """Macro F1 at ``threshold`` and AUC over files."""
+    from sklearn.metrics import roc_auc_score
+
+    y, p = scores["label"].to_numpy(), scores["prob_fake"].to_numpy()
+    auc = float(roc_auc_score(y, p)) if len(set(y)) == 2 else None
+    return {"val_f1": macro_f1(y, (p >= threshold).astype(int)), "val_auc": auc}
+
+
+def choose_threshold(scores: pd.DataFrame) -> tuple[float, float]:
+    """(threshold, macro F1) maximising file-level macro F1 on val, ties broken towards 0.5."""
+    return tune_threshold(scores["prob_fake"].to_numpy(), scores["label"].to_numpy(), default=0.5)
+
+
+def kind_report(scores: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Per kind: files, accuracy at ``threshold``, mean P(fake); for fake kinds also AUC and macro F1 against all
+    the real val files (a fake kind alone has one class)."""
+    from sklearn.metrics import roc_auc_score
+
+    real = scores[scores["label"] == 0]
+    rows = []
+    for kind, g in scores.groupby("kind", sort=True):
+        pred = (g["prob_fake"] >= threshold).astype(int)
+        row: dict[str, Any] = {"kind": kind, "label": int(g["label"].iloc[0]), "files": len(g),
+                               "accuracy": float((pred == g["label"]).mean()),
+                               "mean_prob_fake": float(g["prob_fake"].mean())}
+        if row["label"] == 1 and len(real):
+            both = pd.concat([real, g])
+            row["auc_vs_real"] = float(roc_auc_score(both["label"], both["prob_fake"]))
+            row["f1_vs_real"] = macro_f1(both["label"].to_numpy(), (both["prob_fake"] >= threshold).astype(int).to_numpy())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def plot_curves(history: pd.DataFrame):  # -> matplotlib Figure
+    """Loss (train, val) and val F1/AUC by epoch."""
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    a.plot(history["epoch"], history["train_loss"], "o-", label="train loss")
+    a.plot(history["epoch"], history["val_loss"], "o-", label="val loss (CE)")
+    a.set_xlabel("epoch")
+    a.legend()
+    b.plot(history["epoch"], history["val_f1"], "o-", label="val macro F1 (files, threshold 0.5)")
+    if history["val_auc"].notna().any():
+        b.plot(history["epoch"], history["val_auc"], "o-", label="val AUC (files)")
+    b.set_ylim(0, 1.02)
+    b.set_xlabel("epoch")
+    b.legend()
+    fig.tight_layout()
+    return fig
