@@ -165,12 +165,21 @@ def _row(r: dict[str, Any], changed: str = "") -> list[str]:
     minutes = r.get("timings", {}).get("total_s")
     return [r["exp"], r.get("started", "")[:16].replace("T", " "), r.get("kind", ""), _model_name(r),
             _fmt(p.get("frames")), _fmt(p.get("tta")), _fmt(p.get("aggregate")), _fmt(m.get("macro_f1")),
+            _loo_cell(m), _fmt(m.get("loo_reals_called_real"), 3),
             f"{minutes / 60:.1f} min" if minutes is not None else "", _fmt(s.get("public")), _fmt(s.get("private")),
             str(r.get("counts", {}).get("fallback_files", "")), changed]
 
 
-HEADER = ["exp", "date (UTC)", "kind", "model", "frames", "tta", "aggregate", "local F1", "runtime", "public",
-          "private", "fallbacks", "changed vs best earlier run"]
+def _loo_cell(m: dict[str, Any]) -> str:
+    """Leave-one-out AUC: mean / worst (which group), for a training run validated that way."""
+    if m.get("loo_mean_auc") is None:
+        return ""
+    return f"{m['loo_mean_auc']:.3f} / {_fmt(m.get('loo_worst_auc'), 3)} ({m.get('loo_worst', '')})"
+
+
+HEADER = ["exp", "date (UTC)", "kind", "model", "frames", "tta", "aggregate", "local F1",
+          "leave-one-out AUC mean / worst", "LOO reals called real", "runtime", "public", "private", "fallbacks",
+          "changed vs best earlier run"]
 
 
 def _merit(r: dict[str, Any]) -> tuple[int, float] | None:

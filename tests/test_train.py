@@ -56,7 +56,7 @@ def test_file_table_derives_kind_and_group(tmp_path):
     (tmp_path / "labels.csv").write_text("filename,label,source,origin\na.mp4,0,src,a.mp4\nb.mp4,1,src,a.mp4\n"
                                          "c.jpg,0,other,\n")
     t = traindata.file_table(str(tmp_path))
-    assert list(t["kind"]) == ["src-real", "src-fake", "other-real"]
+    assert list(t["kind"]) == ["real-video", "src-fake", "real-photo"]
     assert t["origin"][0] == t["origin"][1] != t["origin"][2]
     assert t["path"][0].endswith("media/a.mp4")
     with pytest.raises(ParameterError, match="data"):

@@ -22,6 +22,10 @@ from . import augment, sbi
 
 TRAIN_ON = ("all", "real")  # train on every labelled train-side file, or on the real ones only (fakes go to val)
 GROUP_BY = ("origin", "filename")
+# The kind of fake a well-known corpus holds, for labels.csv files without a kind column (leave-one-kind-out then
+# holds Celeb-DF's face swaps out with the other face swaps). Kinds: real-photo, real-video, faceswap, talkinghead,
+# lipsync, diffusion, stylegan, other.
+SOURCE_KINDS = {"celeb-df-v2": "faceswap", "celeb-df": "faceswap", "celebdf": "faceswap"}
 
 
 @dataclass
@@ -62,15 +66,18 @@ def file_table(folder: str) -> pd.DataFrame:
     df = read_labels(labels_csv)
     name = media.parent.name if media.name == "media" else media.name
     source = df["source"] if "source" in df.columns else pd.Series(name, index=df.index)
+    media_kinds = [media_kind(Path(f)) for f in df["filename"]]
     if "kind" in df.columns:
         kind = df["kind"].astype(str)
-    else:  # no kind column (the dev set): the source and the label say what a file is
-        kind = source.astype(str) + np.where(df["label"] == 1, "-fake", "-real")
+    else:  # no kind column (the dev set): reals by media type, fakes by their source's known kind or the source
+        real = pd.Series(["real-video" if m == "video" else "real-photo" for m in media_kinds], index=df.index)
+        fake = source.astype(str).map(lambda s: SOURCE_KINDS.get(s, f"{s}-fake"))
+        kind = real.where(df["label"] == 0, fake)
     origin = df["origin"].where(df["origin"] != "", df["filename"]) if "origin" in df.columns else df["filename"]
     return pd.DataFrame({"path": [str(media / f) for f in df["filename"]], "dataset": name,
                          "filename": df["filename"], "label": df["label"].astype(int), "source": source.astype(str),
                          "kind": kind, "origin": name + "/" + origin.astype(str),
-                         "media": [media_kind(Path(f)) for f in df["filename"]]})
+                         "media": media_kinds})
 
 
 def load_crops(folders: list[str], prep: PrepSettings, cache_dir: Path | None = None,

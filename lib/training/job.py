@@ -1,72 +1,103 @@
 """A training run from start to finish, in the steps train.ipynb shows one cell each: build the model, load the
-crops and split them, self-blend, prepare the strategy, train, validate, save the model folder and the record."""
+crops (and split them, or make the leave-one-out folds), self-blend, prepare the strategy, train, validate, save the
+model folder and the record."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .. import backbones, plots
 from ..devices import resolve_device
 from ..experiments import Run
 from ..options import PrepSettings
-from . import data, evaluate, export, loop, sbi
+from . import data, evaluate, export, loop, sbi, validation
 from .losses import make_loss
 
 PROGRESS = "progress.jsonl"  # one line per epoch, written as training goes (a sweep prunes on it)
 
 
 class TrainingJob:
-    """One train.ipynb run: ``p`` its parameters, ``cfg`` what ``params.check_params`` resolved, ``run`` its record."""
+    """One train.ipynb run: ``p`` its parameters, ``cfg`` what ``params.check_params`` resolved, ``run`` its record.
+
+    ``validate="split"``: one model, early stopping and threshold on a held-back share of the groups.
+    ``validate="leave_one_out"``: one model per held-out fake kind (or source) scores files of a generator it never
+    saw (``lib.training.validation``); the threshold comes from those held-out scores, and the final model trains
+    on every file (for the epochs the folds chose with ``monitor="loo_auc"``, else ``epochs``)."""
 
     def __init__(self, p: dict[str, Any], cfg: dict[str, Any], run: Run):
         self.p, self.cfg, self.run, self.strategy = p, cfg, run, cfg["strategy"]
+        self.loo = p["validate"] == "leave_one_out"
         loop.seed_everything(p["seed"])
         with run.stage("build_model"):
-            self.model, self.data_cfg = backbones.create(p["backbone"], export.ID2LABEL, p["dropout"])
+            self.model, self.data_cfg = self._new_model()
         self.prep = PrepSettings.from_params(p, self.strategy.crop_size(self.data_cfg["size"]))
-        self.dropped = pd.DataFrame()
+        self.dropped, self.points, self.loo_table, self.loo_summary = pd.DataFrame(), None, None, None
         self.samples: data.TrainSamples | None = None
+
+    def _new_model(self) -> tuple[Any, dict[str, Any]]:
+        return backbones.create(self.p["backbone"], export.ID2LABEL, self.p["dropout"])
 
     def describe(self) -> str:
         return (f"{type(self.model).__name__} from {self.p['backbone']}: {loop.counts(self.model)['parameters']:,} "
-                f"parameters; crops {self.prep}; outputs → {self.run.dir}, model → {self.cfg['out']}")
+                f"parameters; crops {self.prep}; validate {self.p['validate']}; outputs → {self.run.dir}, model → "
+                f"{self.cfg['out']}")
 
     def load_data(self) -> pd.DataFrame:
-        """Crops of every labelled file (through the crop cache) split by group; returns files and crops per kind on
-        each side. Files that gave no crop are kept in ``dropped`` with the reason."""
+        """Crops of every labelled file (through the crop cache), split by group or dealt into leave-one-out folds;
+        returns the split (files and crops per kind on each side) or the folds. Files that gave no crop are kept in
+        ``dropped`` with the reason."""
         p = self.p
         with self.run.stage("crops"):
-            crops, self.dropped = data.load_crops(self.cfg["folders"], self.prep, self.cfg["cache_dir"],
-                                                  self.cfg["workers"])
-        train_rows, val_rows = data.split_files(crops.files, p["val_fraction"], p["seed"], p["group_by"],
+            self.crops, self.dropped = data.load_crops(self.cfg["folders"], self.prep, self.cfg["cache_dir"],
+                                                       self.cfg["workers"])
+        if self.loo:
+            self.folds = validation.folds(self.crops.files, p["leave_out_by"], p["loo_min_files"])
+            self.train_rows, self.val_set = self._train_side(np.arange(len(self.crops.files))), None
+            self.train_set = self.crops.subset(self.train_rows)
+            return validation.describe(self.folds, self.crops.files)
+        train_rows, val_rows = data.split_files(self.crops.files, p["val_fraction"], p["seed"], p["group_by"],
                                                 p["train_on"])
-        self.train_set, self.val_set = crops.subset(train_rows), crops.subset(val_rows)
+        self.train_rows = train_rows
+        self.train_set, self.val_set = self.crops.subset(train_rows), self.crops.subset(val_rows)
         leak = set(self.train_set.files[p["group_by"]]) & set(self.val_set.files[p["group_by"]])
         if leak:
             raise RuntimeError(f"groups on both sides of the split: {sorted(leak)[:5]}")
-        return data.describe_split(crops.files, train_rows, val_rows)
+        return data.describe_split(self.crops.files, train_rows, val_rows)
+
+    def _train_side(self, rows: np.ndarray) -> np.ndarray:
+        """The files of ``rows`` that train (``train_on="real"``: the real ones)."""
+        if self.p["train_on"] == "real":
+            rows = rows[self.crops.files["label"].to_numpy()[rows] == 0]
+        return rows
 
     def make_samples(self) -> Any:
-        """The epoch samples (with dlib landmarks of the real train crops when self-blending); returns a figure of
-        real / pseudo-fake / mask / difference examples, or None."""
-        points, fig = None, None
+        """dlib landmarks of every real crop when self-blending (once, for every fold) and the epoch samples; returns
+        a figure of real / pseudo-fake / mask / difference examples, or None."""
+        fig = None
         if self.p["self_blend"]:
             with self.run.stage("landmarks"):
-                real = self.train_set.labels() == 0
-                points = np.zeros((len(self.train_set.crops), 68, 2), np.float32)
-                points[real] = data.crop_landmarks(self.train_set.crops[real], self.p["face_margin"])
+                real = (self.crops.labels() == 0) & np.isin(self.crops.file_index, self.train_rows)
+                self.points = np.zeros((len(self.crops.crops), 68, 2), np.float32)
+                self.points[real] = data.crop_landmarks(self.crops.crops[real], self.p["face_margin"])
             pick = np.flatnonzero(real)[np.linspace(0, real.sum() - 1, min(4, real.sum())).astype(int)]
-            fig = sbi.blend_grid(self.train_set.crops[pick], points[pick], np.random.default_rng(self.p["seed"]),
+            fig = sbi.blend_grid(self.crops.crops[pick], self.points[pick], np.random.default_rng(self.p["seed"]),
                                  n=len(pick))
             fig.savefig(self.run.dir / "sbi_examples.png", dpi=100)
-        self.samples = data.TrainSamples(self.train_set, list(self.p["augment"]), self.p["seed"], points,
-                                         fixed_fakes=self.strategy.fixed_fakes)
+        self.samples = self._samples(self.train_rows)
         return fig
+
+    def _samples(self, rows: np.ndarray) -> data.TrainSamples:
+        """The epoch samples of the files ``rows``, with the landmarks of their crops when self-blending."""
+        keep = np.isin(self.crops.file_index, rows)  # the subset's crops, in the subset's order
+        points = self.points[keep] if self.points is not None else None
+        return data.TrainSamples(self.crops.subset(rows), list(self.p["augment"]), self.p["seed"], points,
+                                 fixed_fakes=self.strategy.fixed_fakes)
 
     def prepare(self) -> dict[str, int]:
         """The strategy's trainable module and its extra inputs; returns parameters and trainable parameters."""
@@ -76,12 +107,17 @@ class TrainingJob:
             self.extras = self.strategy.extras(self.samples, self.p["device"])
         return self.counts
 
-    def train(self) -> tuple[pd.DataFrame, Any]:
-        """Train with early stopping; returns the history and the curves figure (both saved in the run folder)."""
+    def _settings(self, epochs: int, keep: str) -> loop.Loop:
         p = self.p
-        settings = loop.Loop(epochs=p["epochs"], batch_size=p["batch_size"], grad_accum=p["grad_accum"], lr=p["lr"],
-                             weight_decay=p["weight_decay"], scheduler=p["scheduler"], monitor=p["monitor"],
-                             patience=p["patience"], precision=p["precision"], device=p["device"])
+        return loop.Loop(epochs=epochs, batch_size=p["batch_size"], grad_accum=p["grad_accum"], lr=p["lr"],
+                         weight_decay=p["weight_decay"], scheduler=p["scheduler"], monitor=p["monitor"],
+                         patience=p["patience"], precision=p["precision"], device=p["device"], keep=keep)
+
+    def _loss(self) -> Callable:
+        return make_loss(self.p["loss"], self.p["label_smoothing"], self.p["focal_gamma"])
+
+    def train(self) -> tuple[pd.DataFrame, Any]:
+        """Train (after the leave-one-out folds, when asked); returns the history and the curves figure (both saved)."""
         progress = self.run.dir / PROGRESS
         progress.unlink(missing_ok=True)
 
@@ -89,22 +125,58 @@ class TrainingJob:
             with open(progress, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row, default=float) + "\n")
 
+        epochs = self.p["epochs"]
+        if self.loo:
+            with self.run.stage("leave_one_out"):
+                epochs = self._run_folds()
         with self.run.stage("train"):
-            self.model, self.history = loop.fit(self.model, self.samples, self.val_set, self.data_cfg, settings,
-                                                make_loss(p["loss"], p["label_smoothing"], p["focal_gamma"]),
-                                                self.strategy, self.extras, on_epoch=log)
+            self.model, self.history = self.strategy.fit(
+                self.model, self.samples, self.val_set, self.data_cfg,
+                self._settings(epochs, "last" if self.loo else "best"), self._loss(), self.extras, on_epoch=log)
         self.history.to_csv(self.run.dir / "history.csv", index=False)
-        fig = evaluate.plot_curves(self.history)
+        fig = evaluate.plot_curves(self.history if not self.loo else self.fold_history)
         fig.savefig(self.run.dir / "curves.png", dpi=120)
         return self.history, fig
 
+    def _run_folds(self) -> int:
+        """Train and score every leave-one-out fold; keeps each fold's held-out scores; returns the final epochs."""
+        p = self.p
+        epochs = p["loo_epochs"] or p["epochs"]
+        self.fold_scores, histories = [], []
+        with tqdm(total=len(self.folds) * epochs, desc="leave-one-out (folds × epochs)", unit="epoch") as bar:
+            for fold in self.folds:
+                bar.set_postfix(held_out=fold.name)
+                scores, history = self._run_fold(fold, epochs, lambda row: bar.update())
+                self.fold_scores.append(scores)
+                histories.append(history.assign(held_out=fold.name))
+        self.fold_history = pd.concat(histories, ignore_index=True)
+        self.fold_history.to_csv(self.run.dir / "loo_history.csv", index=False)
+        if p["monitor"] != "loo_auc":
+            return p["epochs"]
+        counted = self.fold_history[~self.fold_history["held_out"].isin([f.name for f in self.folds if f.too_few])]
+        by_epoch = counted.groupby("epoch")["val_auc"].mean()
+        print(f"leave-one-out mean AUC by epoch: {by_epoch.round(4).to_dict()} → final model: {by_epoch.idxmax()} epochs")
+        return int(by_epoch.idxmax())
+
+    def _run_fold(self, fold: validation.Fold, epochs: int, tick: Callable) -> tuple[np.ndarray, pd.DataFrame]:
+        """A fresh model trained on the fold's training files; returns its scores of the held-out files by file."""
+        model, data_cfg = self._new_model()
+        model = self.strategy.prepare(model)
+        samples = self._samples(self._train_side(fold.train))
+        held_out = self.crops.subset(fold.test)
+        extras = self.strategy.extras(samples, self.p["device"])
+        model, history = self.strategy.fit(model, samples, held_out, data_cfg, self._settings(epochs, "last"),
+                                           self._loss(), extras, on_epoch=tick)
+        model = self.strategy.finalize(model)
+        logits = loop.predict(model, held_out.crops, data_cfg, resolve_device(self.p["device"]),
+                              precision=self.p["precision"])
+        return evaluate.file_scores(held_out, logits)["prob_fake"].to_numpy(), history
+
     def validate(self) -> tuple[pd.DataFrame, Any]:
-        """The finalised model on val, by file: threshold chosen on val, per-kind report; returns it and a histogram."""
+        """Scores by file: the finalised model on val (split), or every fold's held-out files (leave-one-out); the
+        threshold is chosen on those scores; returns the per-kind (per held-out group) report and a histogram."""
         self.model = self.strategy.finalize(self.model)
-        with self.run.stage("validate"):
-            logits = loop.predict(self.model, self.val_set.crops, self.data_cfg, resolve_device(self.p["device"]),
-                                  precision=self.p["precision"])
-        scores = evaluate.file_scores(self.val_set, logits)
+        scores = self._loo_scores() if self.loo else self._val_scores()
         self.threshold, f1_at = evaluate.choose_threshold(scores)
         self.val_metrics = {**evaluate.file_metrics(scores, 0.5), "threshold": self.threshold,
                             "val_f1_at_threshold": f1_at}
@@ -114,33 +186,70 @@ class TrainingJob:
         fig = plots.prob_histogram(scores.assign(label=(scores["prob_fake"] >= self.threshold).astype(int)),
                                    scores[["filename", "label"]], self.threshold)
         fig.savefig(self.run.dir / "val_prob_hist.png", dpi=120)
-        return self.report, fig
+        return (self.loo_table if self.loo else self.report), fig
+
+    def _val_scores(self) -> pd.DataFrame:
+        with self.run.stage("validate"):
+            logits = loop.predict(self.model, self.val_set.crops, self.data_cfg, resolve_device(self.p["device"]),
+                                  precision=self.p["precision"])
+        return evaluate.file_scores(self.val_set, logits)
+
+    def _loo_scores(self) -> pd.DataFrame:
+        """Every fold's held-out files with their scores (a real held out by two folds appears twice)."""
+        files = self.crops.files
+        self.loo_table, self.loo_summary = validation.evaluate(self.folds, self.fold_scores, files)
+        self.loo_table.to_csv(self.run.dir / "loo_by_group.csv", index=False)
+        return pd.concat([files.iloc[f.test].assign(prob_fake=s, held_out=f.name)
+                          for f, s in zip(self.folds, self.fold_scores)], ignore_index=True)
 
     def summary(self) -> str:
         m = self.val_metrics
+        if self.loo:
+            s = self.loo_summary
+            return (f"leave-one-{self.p['leave_out_by']}-out over {s['counted']} groups (too few fakes: "
+                    f"{s['too_few'] or 'none'}): mean AUC {s['mean_auc']:.4f}, worst {s['worst_auc']:.4f} "
+                    f"({s['worst']}), within media {s['mean_auc_within_media']:.4f}; macro F1 {s['mean_f1']:.4f} and "
+                    f"reals called real {s['reals_called_real']:.3f} at thresholds chosen on the other folds; final "
+                    f"threshold {self.threshold:.3f}")
         return (f"val (files): macro F1 {m['val_f1']:.4f} at 0.5, {m['val_f1_at_threshold']:.4f} at the chosen "
                 f"threshold {self.threshold:.3f}; AUC {m['val_auc']}")
+
+    def _metrics(self) -> dict[str, Any]:
+        m = {"macro_f1": self.val_metrics["val_f1_at_threshold"], **self.val_metrics}
+        if self.loo:
+            s = self.loo_summary
+            m.update(macro_f1=s["mean_f1"], loo_mean_auc=s["mean_auc"], loo_worst_auc=s["worst_auc"],
+                     loo_worst=s["worst"], loo_mean_f1=s["mean_f1"], loo_reals_called_real=s["reals_called_real"],
+                     loo_mean_auc_within_media=s["mean_auc_within_media"], loo_by=self.p["leave_out_by"])
+        return m
 
     def save(self) -> dict[str, Any]:
         """Write the model folder, check that it reloads to the same P(fake), and write the run record."""
         p, cfg = self.p, self.cfg
-        speed = loop.measure_speed(self.model, self.val_set.crops, self.data_cfg, p["device"])
-        extra = self.strategy.report(self.model, self.val_set, speed, p["device"])
+        check_crops = self.val_set.crops if self.val_set is not None else self.crops.crops[:64]
+        speed = loop.measure_speed(self.model, check_crops, self.data_cfg, p["device"])
+        extra = self.strategy.report(self.model, self.val_set, speed, p["device"]) if self.val_set is not None else None
         training = {"exp": cfg["exp"], "strategy": p["strategy"], "backbone": p["backbone"], "threshold": self.threshold,
-                    "val": self.val_metrics, "params": p, "git": self.run.record["git"], "crops": self.prep.__dict__}
+                    "val": self._metrics(), "params": p, "git": self.run.record["git"], "crops": self.prep.__dict__}
         export.save(self.model, cfg["out"], self.data_cfg, training)
-        crops = loop.fit_size(self.val_set.crops[:16], self.data_cfg["size"])
-        max_diff = export.check_saved(cfg["out"], self.model, crops, self.data_cfg)
+        max_diff = export.check_saved(cfg["out"], self.model, loop.fit_size(check_crops[:16], self.data_cfg["size"]),
+                                      self.data_cfg)
         if not max_diff < export.RELOAD_TOLERANCE:
             raise RuntimeError(f"the saved model does not reproduce the trained one (max |ΔP| {max_diff:.2e})")
-        counts = loop.counts(self.model)
         record = self.run.finish(
-            model_dir=str(cfg["out"]), backbone=p["backbone"], strategy=p["strategy"], parameters=counts["parameters"],
-            trainable=self.counts["trainable"], samples=self.samples.counts(),
-            data={"train": data.info(self.train_set), "val": data.info(self.val_set), "dropped": len(self.dropped)},
-            history=self.history.to_dict("records"), by_kind=self.report.to_dict("records"), speed=speed,
-            strategy_report=extra, metrics={"macro_f1": self.val_metrics["val_f1_at_threshold"], **self.val_metrics})
+            model_dir=str(cfg["out"]), backbone=p["backbone"], strategy=p["strategy"],
+            parameters=loop.counts(self.model)["parameters"], trainable=self.counts["trainable"],
+            samples=self.samples.counts(), data=self._data_info(), history=self.history.to_dict("records"),
+            by_kind=self.report.to_dict("records"), speed=speed, strategy_report=extra, metrics=self._metrics(),
+            leave_one_out=({"summary": self.loo_summary, "by_group": self.loo_table.to_dict("records")}
+                           if self.loo else None))
         t = self.run.record["timings"]
         print(f"model folder {cfg['out']} (reloads with max |ΔP| {max_diff:.1e}); {speed['crops_per_s']:.1f} crops/s; "
               f"train {t['train_s']:.0f} s of {t['total_s']:.0f} s; record {record}")
         return {"record": Path(record), "speed": speed, "report": extra}
+
+    def _data_info(self) -> dict[str, Any]:
+        out = {"train": data.info(self.train_set), "dropped": len(self.dropped)}
+        if self.val_set is not None:
+            out["val"] = data.info(self.val_set)
+        return out

@@ -22,7 +22,7 @@ from .data import CropSet, TrainSamples
 from .evaluate import file_metrics, file_scores
 
 SCHEDULERS = ("cosine", "step", "plateau", "none")
-MONITORS = ("val_f1", "val_auc", "val_loss")
+MONITORS = ("val_f1", "val_auc", "val_loss", "loo_auc")  # loo_auc: epochs chosen by leave-one-out (job.py)
 
 
 def seed_everything(seed: int) -> None:
@@ -53,6 +53,7 @@ class Loop:
     precision: str = "auto"  # fp16/bf16 autocast on CUDA; fp32 on CPU
     device: str = "auto"
     eval_batch_size: int = 64
+    keep: str = "best"  # best: early stopping and the best epoch's weights on val | last: every epoch, last weights
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -127,14 +128,24 @@ def _epoch(model: nn.Module, samples: TrainSamples, data: dict[str, Any], loop: 
     return total / max(seen, 1)
 
 
-def fit(model: nn.Module, samples: TrainSamples, val: CropSet, data: dict[str, Any], loop: Loop,
+def _validate(model: nn.Module, val: CropSet | None, data: dict[str, Any], device: torch.device,
+              loop: Loop) -> dict[str, Any]:
+    """Val loss, F1 and AUC by file (nothing without a val set)."""
+    if val is None:
+        return {}
+    logits = predict(model, val.crops, data, device, loop.eval_batch_size, loop.precision)
+    return {"val_loss": _val_loss(logits, val), **file_metrics(file_scores(val, logits))}
+
+
+def fit(model: nn.Module, samples: TrainSamples, val: CropSet | None, data: dict[str, Any], loop: Loop,
         loss_fn: Callable, strategy: Any, extras: np.ndarray | None = None,
         on_epoch: Callable[[dict[str, Any]], None] | None = None) -> tuple[nn.Module, pd.DataFrame]:
-    """Train with early stopping on ``loop.monitor``; returns the model holding the best epoch's weights, and the
-    history (one row per epoch: train loss, val loss, F1, AUC, learning rate, seconds).
+    """Train; returns the model and the history (one row per epoch: train loss, val loss, F1, AUC, lr, seconds).
 
-    ``strategy.loss`` turns each batch's logits into the loss, with the batch's rows of ``extras`` (per-sample inputs
-    the strategy prepared, e.g. a teacher's logits); ``on_epoch`` sees each history row as soon as it exists."""
+    With ``loop.keep == "best"`` and a val set: early stopping on ``loop.monitor`` and the best epoch's weights.
+    With ``keep == "last"`` or no val set: every epoch runs and the last weights are kept (val, when given, is only
+    measured: a leave-one-out fold's held-out files). ``strategy.loss`` turns each batch's logits into the loss, with
+    the batch's rows of ``extras`` (e.g. a teacher's logits); ``on_epoch`` sees each history row as soon as it exists."""
     import time
 
     device = resolve_device(loop.device)
@@ -143,30 +154,27 @@ def fit(model: nn.Module, samples: TrainSamples, val: CropSet, data: dict[str, A
     if not params:
         raise ParameterError("strategy", "", why="no parameter is left trainable (check frozen_blocks)")
     opt = torch.optim.AdamW(params, lr=loop.lr, weight_decay=loop.weight_decay)
-    steps = -(-len(samples) // (loop.batch_size * loop.grad_accum))
-    sched = _scheduler(opt, loop.scheduler, loop.epochs, steps)
+    sched = _scheduler(opt, loop.scheduler, loop.epochs, -(-len(samples) // (loop.batch_size * loop.grad_accum)))
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda" and loop.precision in ("auto", "fp16"))
+    selecting = loop.keep == "best" and val is not None
     best, best_state, since = None, None, 0
     for epoch in range(loop.epochs):
         samples.epoch = epoch
         t0 = time.perf_counter()
         train_loss = _epoch(model, samples, data, loop, opt, sched, loss_fn, device, strategy, extras, scaler)
-        logits = predict(model, val.crops, data, device, loop.eval_batch_size, loop.precision)
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "val_loss": _val_loss(logits, val),
-               **file_metrics(file_scores(val, logits)), "lr": opt.param_groups[0]["lr"],
-               "seconds": time.perf_counter() - t0}
+        row = {"epoch": epoch + 1, "train_loss": train_loss, **_validate(model, val, data, device, loop),
+               "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - t0}
         if loop.scheduler == "step":
             sched.step()
         elif loop.scheduler == "plateau":
-            sched.step(row["val_loss"])
-        improved = _better(loop.monitor, row[loop.monitor], best)
-        row["best"] = improved
+            sched.step(row.get("val_loss", train_loss))
+        row["best"] = improved = selecting and _better(loop.monitor, row[loop.monitor], best)
         loop.history.append(row)
         if on_epoch is not None:
             on_epoch(row)
-        print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()
-                                                  if isinstance(v, float) and k != "seconds")
-              + f" ({row['seconds']:.0f} s){'  ← best' if improved else ''}")
+        _print_epoch(row, improved)
+        if not selecting:
+            continue
         if improved or best_state is None:
             best, best_state, since = (row[loop.monitor] if improved else best), copy.deepcopy(model.state_dict()), 0
         else:
@@ -174,8 +182,15 @@ def fit(model: nn.Module, samples: TrainSamples, val: CropSet, data: dict[str, A
             if since >= loop.patience:
                 print(f"early stop: {loop.monitor} did not improve for {loop.patience} epochs")
                 break
-    model.load_state_dict(best_state)
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return model, pd.DataFrame(loop.history)
+
+
+def _print_epoch(row: dict[str, Any], improved: bool) -> None:
+    print(f"epoch {row['epoch']}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()
+                                                if isinstance(v, float) and k != "seconds")
+          + f" ({row['seconds']:.0f} s){'  ← best' if improved else ''}")
 
 
 def fit_size(crops: np.ndarray, size: int) -> np.ndarray:

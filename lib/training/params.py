@@ -9,7 +9,7 @@ from ..devices import DEVICES, PRECISIONS
 from ..errors import ParameterError
 from ..options import PrepSettings
 from ..paths import MODELS, resolve
-from . import augment, data, losses, strategies
+from . import augment, data, losses, strategies, validation
 from .loop import MONITORS, SCHEDULERS
 
 
@@ -25,12 +25,19 @@ def _numbers(p: dict[str, Any]) -> None:
     checks.number("lora_dropout", p["lora_dropout"], 0.0, 0.9, "a number in [0, 0.9]")
     checks.number("dropout", p["dropout"], 0.0, 0.9, "a number in [0, 0.9]")
     checks.integer("seed", p["seed"])
+    if checks.integer("loo_epochs", p["loo_epochs"], "0 (as epochs) or the epochs of each fold") < 0:
+        raise ParameterError("loo_epochs", p["loo_epochs"], "0 (as epochs) or the epochs of each fold")
+    checks.positive_int("loo_min_files", p["loo_min_files"], "fakes a held-out group needs to count in mean and worst")
 
 
 def _choices(p: dict[str, Any]) -> None:
     for name, valid in (("train_on", data.TRAIN_ON), ("group_by", data.GROUP_BY), ("scheduler", SCHEDULERS),
-                        ("monitor", MONITORS), ("device", DEVICES), ("precision", PRECISIONS)):
+                        ("monitor", MONITORS), ("device", DEVICES), ("precision", PRECISIONS),
+                        ("validate", validation.VALIDATE), ("leave_out_by", validation.LEAVE_OUT_BY)):
         checks.choice(name, p[name], valid)
+    if p["monitor"] == "loo_auc" and p["validate"] != "leave_one_out":
+        raise ParameterError("monitor", p["monitor"], [m for m in MONITORS if m != "loo_auc"],
+                             why="loo_auc needs validate: leave_one_out")
     checks.boolean("self_blend", p["self_blend"])
     if p["train_on"] == "real" and not p["self_blend"]:
         raise ParameterError("self_blend", p["self_blend"], "True", why="train_on 'real' has no fakes to learn from "

@@ -22,7 +22,7 @@ from ..errors import ParameterError
 from ..paths import CACHE
 from ..registry import Registry
 from .data import CropSet, TrainSamples
-from .loop import fit_size, measure_speed, predict
+from .loop import Loop, fit, fit_size, measure_speed, predict
 from .losses import Loss, distill_loss
 
 
@@ -52,6 +52,11 @@ class Strategy:
     def loss(self, logits: torch.Tensor, y: torch.Tensor, extra: torch.Tensor | None, base: Loss) -> torch.Tensor:
         """The batch's loss from its logits, labels and rows of ``extras``."""
         return base(logits, y)
+
+    def fit(self, model: nn.Module, samples: TrainSamples, val: CropSet | None, data: dict[str, Any], settings: Loop,
+            base: Loss, extras: np.ndarray | None, on_epoch: Callable | None = None) -> tuple[nn.Module, Any]:
+        """Train ``model``; returns it and the history (one row per epoch). The kit's loop, unless overridden."""
+        return fit(model, samples, val, data, settings, base, self, extras, on_epoch)
 
     def finalize(self, model: nn.Module) -> nn.Module:
         """A plain Hugging Face model for inference, every parameter trainable again, in eval mode."""
