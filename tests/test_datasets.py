@@ -65,7 +65,9 @@ def check_kit_reads(out: Path, src: Path) -> None:
         p = Path(path)
         assert p.is_symlink() and p.parent == out.resolve() / "media"
         assert src.resolve() in p.resolve().parents
-    assert (table["label"] == [int(labels[f]["label"]) for f in table["filename"]]).all()
+    assert list(table["label"]) == [int(labels[f]["label"]) for f in table["filename"]]
+    assert list(table["kind"]) == [labels[f]["kind"] for f in table["filename"]]
+    assert list(table["origin"]) == [f"{out.name}/{labels[f]['origin']}" for f in table["filename"]]  # "000" stays
 
 
 # ---------------------------------------------------------------------------------------------- FaceForensics++
@@ -136,6 +138,15 @@ def test_ffpp_bad_metadata(tmp_path: Path, blobs: dict[str, bytes], capsys: pyte
     assert got["Deepfakes_009_000.mp4"]["origin"] == "009"
     assert not any(n.startswith(("Face2Face", "NeuralTextures")) for n in got)
     assert "not imported (--methods): manipulated_sequences/Face2Face" in capsys.readouterr().out
+
+
+def test_ffpp_numeric_origins_stay_text(tmp_path: Path, blobs: dict[str, bytes]) -> None:
+    """Every origin all digits ("000"): the kit's reader must not turn them into numbers (000 and 0 would merge)."""
+    src = make_tree(tmp_path / "ff", [f for f in FFPP_FILES if "actors" not in f and "DeepFakeDetection" not in f],
+                    blobs)
+    import_corpus("ff++", src, tmp_path / "out")
+    assert rows(tmp_path / "out")["Deepfakes_001_000.mp4"]["origin"] == "001"
+    check_kit_reads(tmp_path / "out", src)
 
 
 def test_ffpp_parameters_and_split_files(tmp_path: Path, blobs: dict[str, bytes]) -> None:
