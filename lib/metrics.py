@@ -20,7 +20,9 @@ def read_labels(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ParameterError("labels", str(path), "a CSV with columns filename,label (or '' for none)", why="no such file")
-    df = pd.read_csv(path, dtype={"filename": str}, keep_default_na=False)
+    # text columns stay text: an origin such as FaceForensics++'s "000" must not become the number 0
+    df = pd.read_csv(path, dtype={c: str for c in ("filename", "source", "kind", "origin", "split")},
+                     keep_default_na=False)
     missing = {"filename", "label"} - set(df.columns)
     if missing:
         raise ParameterError("labels", str(path), "a CSV with columns filename,label", why=f"missing columns {sorted(missing)}")
