@@ -26,6 +26,7 @@ Modules, one concern each, from the bottom of the house up:
     eda          what a data folder holds and how it compares with the competition's test set
     ensemble     combine runs' predictions; cross-validated weight and threshold fits; the one-model rule
     kernel       scoring-server bundles: build and check them locally
+    datasets     importers of public corpora (FF++, Celeb-DF, DFDC, DF40, plain folders) into the kit's layout
     sample       the generated, labelled sample set
     demo_model   the offline demo detector (EfficientNet-Lite0 features + logistic regression)
     training/    everything train.ipynb needs, and never shipped to the server (see lib/training/__init__.py)

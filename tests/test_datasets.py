@@ -16,7 +16,7 @@ from lib import datasets
 from lib.datasets import CorpusError, import_corpus
 from lib.errors import ParameterError
 from lib.frames import read_frames
-from lib.traindata import file_table
+from lib.training.data import file_table
 from media_factory import face_frames, face_image, write_video
 
 
