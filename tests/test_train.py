@@ -278,7 +278,8 @@ def _train_data(folder):
                                                                       .astype(np.uint8), (5, 5), 0)
         Image.fromarray(img).save(folder / f"real{i}.jpg")
         Image.fromarray(fake).save(folder / f"fake{i}.png")
-        rows += [f"real{i}.jpg,0,photos,real{i}.jpg", f"fake{i}.png,1,photos,real{i}.jpg"]
+        source = "photos" if i < 3 else "portraits"  # two fake sources, for leave-one-source-out
+        rows += [f"real{i}.jpg,0,{source},real{i}.jpg", f"fake{i}.png,1,{source},real{i}.jpg"]
     mf.face_video(folder / "clip.mp4", n_frames=8)
     rows.append("clip.mp4,0,clips,clip.mp4")
     (folder / "labels.csv").write_text("filename,label,source,origin\n" + "\n".join(rows) + "\n")
@@ -310,6 +311,16 @@ def test_train_notebook_writes_a_model_that_infer_loads(vit, tmp_path):
                                         "backbone": "resnet_tiny", "exp": "distill1", "out": str(tmp_path / "m2")})
         d = json.loads((work / "submissions" / "distill1" / "run.json").read_text())["strategy_report"]
         assert d["student_parameters"] < d["teacher_parameters"] or d["teacher_parameters"] < 1e6
+
+        pm.execute_notebook(str(NOTEBOOKS / "train.ipynb"), str(tmp_path / "loo.ipynb"), progress_bar=False,
+                            parameters={**common, "strategy": "fine_tune", "validate": "leave_one_out",
+                                        "leave_out_by": "source", "loo_min_files": 2, "monitor": "loo_auc",
+                                        "exp": "loo1", "out": str(tmp_path / "m3")})
+        loo = json.loads((work / "submissions" / "loo1" / "run.json").read_text())
+        assert [g["held_out"] for g in loo["leave_one_out"]["by_group"]] == ["photos", "portraits"]
+        assert loo["metrics"]["loo_mean_auc"] is not None and loo["metrics"]["loo_by"] == "source"
+        assert (work / "submissions" / "loo1" / "loo_by_group.csv").is_file()
+        assert "loo1" in (work / "EXPERIMENTS.md").read_text() and models.read_training(tmp_path / "m3")["threshold"]
 
         pm.execute_notebook(str(NOTEBOOKS / "infer.ipynb"), str(tmp_path / "infer.ipynb"), progress_bar=False,
                             parameters={"data_dir": str(data), "model": str(tmp_path / "m1"), "frames": 3,
