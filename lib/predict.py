@@ -3,17 +3,23 @@ file → predictions.csv and a checked submission.csv.
 
 ``infer.ipynb``, the scoring-server bundle's ``task.ipynb``, the bundle's local check and the speed bench all call
 ``predict_folder`` (or ``predict_files``), so what is measured and checked is what runs on the server.
+
+One file at a time, from the terminal or a notebook cell (``predict_paths``), on the same road:
+    python -m lib.predict clip.mp4 face.jpg --model models/detector --threshold model --save-crops crops/
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import argparse
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from . import media, pipeline, submission
+from .devices import DEVICES, PRECISIONS
+from .errors import ModelLoadError, ParameterError
 from .filerecord import FileRecord
 from .models import LoadedModel, resolve_threshold
 from .options import InferOptions, PrepSettings
@@ -62,3 +68,75 @@ def write_outputs(pred: Prediction, out_dir: Path, data_dir: Path) -> Path:
     path = submission.write_submission(pred.table, out_dir / submission.SUBMISSION)
     submission.check_submission(path, data_dir)
     return path
+
+
+def predict_paths(paths: list[str | Path], model: str | LoadedModel, save_crops: str | Path | None = None,
+                  cache_dir: Path | None = None, device: str = "auto", precision: str = "auto",
+                  **options: object) -> pd.DataFrame:
+    """One or a few files, through the very road infer takes (crop cache included): one row per file with
+    prob_fake, label, frames read, faces found and any fallback's reason. ``options`` are InferOptions fields
+    (frames, tta, threshold, ...); ``save_crops`` writes the crops the model saw as PNGs, one folder per file."""
+    from .models import load_model
+
+    files = [Path(p).expanduser().resolve() for p in paths]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise ParameterError("files", missing[0], "existing image or video files", why="no such file")
+    lm = model if isinstance(model, LoadedModel) else load_model(str(model), device, precision)
+    pred = predict_files(files, lm, InferOptions(**options), cache_dir, workers=0, progress=False)
+    if save_crops is not None:
+        _save_crops(pred, Path(save_crops), cache_dir)
+    return pred.table.assign(path=[str(f) for f in files])
+
+
+def _save_crops(pred: Prediction, folder: Path, cache_dir: Path | None) -> None:
+    from PIL import Image
+
+    from . import cache
+    from .paths import CROP_CACHE
+
+    for record, row in zip(pred.records, pred.table.itertuples()):
+        if not record.has_crops:
+            continue
+        out = folder / Path(record.filename).stem
+        out.mkdir(parents=True, exist_ok=True)
+        for i, (crop, index) in enumerate(zip(cache.load_crops(Path(cache_dir or CROP_CACHE), record),
+                                              record.frame_indices)):
+            Image.fromarray(crop).save(out / f"{i:03d}_frame{index}.png")
+
+
+def _option_arguments(ap: argparse.ArgumentParser) -> None:
+    """One --option per InferOptions field, typed like its default ('threshold' also takes 'model')."""
+    for f in fields(InferOptions):
+        kind = type(f.default)
+        ap.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=f.default,
+                        type=_threshold if f.name == "threshold" else kind, help=f"(default: {f.default})")
+
+
+def _threshold(text: str) -> float | str:
+    return text if text == "model" else float(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m lib.predict", description="Predict a few files with a model, "
+                                 "through the same road as infer.ipynb, and print one line per file.")
+    ap.add_argument("files", nargs="+", help="image or video files")
+    ap.add_argument("--model", required=True, help="model folder (or a hub id available offline)")
+    ap.add_argument("--save-crops", help="write the crops the model saw as PNGs into this folder")
+    ap.add_argument("--cache-dir", help="crop cache (default: the kit's cache/crops)")
+    ap.add_argument("--device", default="auto", choices=DEVICES)
+    ap.add_argument("--precision", default="auto", choices=PRECISIONS)
+    _option_arguments(ap)
+    args = vars(ap.parse_args(argv))
+    common = {k: args.pop(k) for k in ("files", "model", "save_crops", "cache_dir", "device", "precision")}
+    try:
+        table = predict_paths(common["files"], common["model"], common["save_crops"], common["cache_dir"],
+                              common["device"], common["precision"], **args)
+    except (ParameterError, ModelLoadError) as e:
+        ap.exit(2, f"error: {e}\n")
+    cols = ["filename", "prob_fake", "label", "frames_read", "faces_found", "crops", "fallback", "reason"]
+    print(table[cols].to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+
+
+if __name__ == "__main__":
+    main()

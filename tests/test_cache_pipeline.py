@@ -152,3 +152,19 @@ def test_infer_options_check_themselves():
     assert InferOptions(threshold="model").threshold == "model"
     assert InferOptions.from_params({"frames": 8, "tta": "flip", "unrelated": 1}).crops(64) == PrepSettings(frames=8,
                                                                                                             size=64)
+
+
+def test_one_file_at_a_time_from_the_terminal(tmp_path, tiny_vit, capsys):
+    """python -m lib.predict: the infer road for a few files, one printed line each, crops saved on request."""
+    from lib import predict
+
+    files = _face_files(tmp_path / "data")
+    predict.main([str(files[0]), str(files[3]), "--model", str(tiny_vit), "--frames", "3", "--tta", "flip",
+                  "--cache-dir", str(tmp_path / "c"), "--save-crops", str(tmp_path / "crops"), "--device", "cpu"])
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 and out[1].lstrip().startswith("a.mp4") and "fallback_prob" in out[2]
+    assert len(list((tmp_path / "crops" / "a").glob("*.png"))) == 3
+    table = predict.predict_paths([files[1]], str(tiny_vit), cache_dir=tmp_path / "c", device="cpu", frames=3)
+    assert table["filename"].tolist() == ["b.jpg"] and 0 <= table["prob_fake"].item() <= 1
+    with pytest.raises(ParameterError, match="files="):
+        predict.predict_paths([tmp_path / "nope.jpg"], str(tiny_vit))

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .. import backbones, plots
+from .. import analysis, backbones, plots
 from ..devices import resolve_device
 from ..experiments import Run
 from ..options import PrepSettings
@@ -38,6 +38,7 @@ class TrainingJob:
             self.model, self.data_cfg = self._new_model()
         self.prep = PrepSettings.from_params(p, self.strategy.crop_size(self.data_cfg["size"]))
         self.dropped, self.points, self.loo_table, self.loo_summary = pd.DataFrame(), None, None, None
+        self.analysis_files: dict[str, str] | None = None
         self.samples: data.TrainSamples | None = None
 
     def _new_model(self) -> tuple[Any, dict[str, Any]]:
@@ -142,7 +143,7 @@ class TrainingJob:
         """Train and score every leave-one-out fold; keeps each fold's held-out scores; returns the final epochs."""
         p = self.p
         epochs = p["loo_epochs"] or p["epochs"]
-        self.fold_scores, histories = [], []
+        self.fold_scores, histories, self.parts = [], [], []
         with tqdm(total=len(self.folds) * epochs, desc="leave-one-out (folds × epochs)", unit="epoch") as bar:
             for fold in self.folds:
                 bar.set_postfix(held_out=fold.name)
@@ -170,6 +171,7 @@ class TrainingJob:
         model = self.strategy.finalize(model)
         logits = loop.predict(model, held_out.crops, data_cfg, resolve_device(self.p["device"]),
                               precision=self.p["precision"])
+        self.parts.append((held_out, _fake_prob(logits)))
         return evaluate.file_scores(held_out, logits)["prob_fake"].to_numpy(), history
 
     def validate(self) -> tuple[pd.DataFrame, Any]:
@@ -181,6 +183,7 @@ class TrainingJob:
         self.val_metrics = {**evaluate.file_metrics(scores, 0.5), "threshold": self.threshold,
                             "val_f1_at_threshold": f1_at}
         self.report = evaluate.kind_report(scores, self.threshold)
+        self.scores = scores
         scores.drop(columns=["path"]).to_csv(self.run.dir / "val_predictions.csv", index=False)
         self.report.to_csv(self.run.dir / "val_by_kind.csv", index=False)
         fig = plots.prob_histogram(scores.assign(label=(scores["prob_fake"] >= self.threshold).astype(int)),
@@ -192,6 +195,7 @@ class TrainingJob:
         with self.run.stage("validate"):
             logits = loop.predict(self.model, self.val_set.crops, self.data_cfg, resolve_device(self.p["device"]),
                                   precision=self.p["precision"])
+        self.parts = [(self.val_set, _fake_prob(logits))]
         return evaluate.file_scores(self.val_set, logits)
 
     def _loo_scores(self) -> pd.DataFrame:
@@ -201,6 +205,22 @@ class TrainingJob:
         self.loo_table.to_csv(self.run.dir / "loo_by_group.csv", index=False)
         return pd.concat([files.iloc[f.test].assign(prob_fake=s, held_out=f.name)
                           for f, s in zip(self.folds, self.fold_scores)], ignore_index=True)
+
+    def error_analysis(self, n: int = 6) -> analysis.Analysis:
+        """The most confident mistakes among the validation (or held-out) files with their crops and per-crop
+        P(fake), figures by source and kind, a reliability diagram; saved in the run folder."""
+        offsets = np.cumsum([0] + [len(part.files) for part, _ in self.parts])
+
+        def crops_of(row: int) -> tuple[np.ndarray, np.ndarray]:
+            i = int(np.searchsorted(offsets, row, side="right") - 1)
+            part, probs = self.parts[i]
+            keep = part.file_index == row - offsets[i]
+            return part.crops[keep], probs[keep]
+
+        scores = self.scores.rename(columns={"label": "truth"})
+        result = analysis.analyse(scores, self.threshold, crops_of, n)
+        self.analysis_files = result.save(self.run.dir)
+        return result
 
     def summary(self) -> str:
         m = self.val_metrics
@@ -241,6 +261,7 @@ class TrainingJob:
             parameters=loop.counts(self.model)["parameters"], trainable=self.counts["trainable"],
             samples=self.samples.counts(), data=self._data_info(), history=self.history.to_dict("records"),
             by_kind=self.report.to_dict("records"), speed=speed, strategy_report=extra, metrics=self._metrics(),
+            analysis=self.analysis_files,
             leave_one_out=({"summary": self.loo_summary, "by_group": self.loo_table.to_dict("records")}
                            if self.loo else None))
         t = self.run.record["timings"]
@@ -253,3 +274,9 @@ class TrainingJob:
         if self.val_set is not None:
             out["val"] = data.info(self.val_set)
         return out
+
+
+def _fake_prob(logits: np.ndarray) -> np.ndarray:
+    """P(fake) of each crop from its logits."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e[:, 1] / e.sum(axis=1)
