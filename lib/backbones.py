@@ -257,6 +257,8 @@ def load_pretrained(source: str) -> tuple[Any, dict[str, Any]]:
     before it used timm (``kit_efficientnet_lite0``) are read into timm's ``tf_efficientnet_lite0``."""
     from transformers import AutoModelForImageClassification
 
+    from . import probe  # noqa: F401  registers the kit's linear-probe architecture with the Auto classes
+
     config = Path(source) / "config.json"
     if config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("model_type") == LEGACY_TYPE:
         return _load_legacy(Path(source))

@@ -342,3 +342,45 @@ def test_train_notebook_writes_a_model_that_infer_loads(vit, tmp_path):
         assert not (bundle / "lib" / "training").exists(), "the bundle never ships training code"
     finally:
         os.environ["KIT_WORKDIR"] = old
+
+
+def test_consistent_head_keeps_only_features_every_kind_agrees_on():
+    from lib.training import heads
+
+    rng = np.random.default_rng(0)
+    n = 60
+    y = np.r_[np.zeros(n), np.ones(n), np.ones(n)].astype(int)
+    kinds = np.array(["real"] * n + ["a"] * n + ["b"] * n)
+    x = rng.normal(size=(3 * n, 40))
+    x[y == 1, 0] += 1.5  # every kind of fake is higher on feature 0
+    x[kinds == "a", 1] += 3.0  # kind a is higher on feature 1, kind b lower: a cue of one generator
+    x[kinds == "b", 1] -= 3.0
+    head = heads.fit(x, y, kinds, tau=0.5)
+    assert 0 in head.kept and 1 not in head.kept and head.weight[1] == 0
+    assert 1 in heads.fit(x, y, kinds, tau=0.0).kept
+    logit = x @ head.weight + head.bias  # the standardisation is folded into weight and bias
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(y, logit) > 0.8
+
+
+def test_linear_probe_fits_in_one_pass_and_scores_files_like_its_regression(tmp_path):
+    probe_strategy = strategies.make("linear_probe", {"probe_features": "stages", "probe_tau": 0.0, "probe_c": 1.0})
+    model, data = backbones.create("efficientnet_lite0", ID2LABEL)
+    data = {**data, "size": 64}  # small crops, for speed
+    model = probe_strategy.prepare(model)
+    assert loop.counts(model)["trainable"] == 2 * 1536 + 2
+    crops = _crop_set(16, size=64)
+    samples = traindata.TrainSamples(crops, [], seed=1)
+    settings = loop.Loop(epochs=1, device="cpu")
+    seen = []
+    model, history = probe_strategy.fit(model, samples, _crop_set(8, size=64, seed=1), data, settings, None, None,
+                                        on_epoch=seen.append)
+    assert len(history) == 1 and seen and history.loc[0, "features"] == 2 * (24 + 40 + 80 + 112 + 192 + 320)
+    x, y, _ = probe_strategy.file_features(model, samples, data, "cpu")
+    logits = loop.predict(model, crops.crops, data, torch.device("cpu"))
+    assert np.allclose(logits[:, 0], 0) and np.allclose(logits[:, 1], x @ model.classifier.weight[1].detach().double().numpy()
+                                                          + float(model.classifier.bias[1]), atol=1e-3)
+    out = export.save(model, tmp_path / "probe", data, {"exp": "p", "threshold": 0.5})
+    assert export.check_saved(out, model, crops.crops[:4], data) < 1e-5
+    assert models.load_model(str(out), device="cpu").info["architecture"] == "KitProbeForImageClassification"

@@ -12,12 +12,16 @@ from ..metrics import macro_f1, tune_threshold
 from .data import CropSet
 
 
-def file_scores(val: CropSet, logits: np.ndarray) -> pd.DataFrame:
-    """Per-file P(fake): the mean over the file's crops (as infer's default aggregation), with label and kind."""
+def file_scores(val: CropSet, logits: np.ndarray, aggregate: str = "mean") -> pd.DataFrame:
+    """Per-file P(fake) from its crops' logits, aggregated as infer does (``lib.aggregate``; default: the mean),
+    with label and kind."""
     import torch
 
-    prob = torch.softmax(torch.from_numpy(logits), -1)[:, 1].numpy()
-    per_file = pd.Series(prob).groupby(val.file_index).mean()
+    from ..aggregate import AGGREGATORS
+
+    combine = AGGREGATORS.get(aggregate)
+    prob = torch.softmax(torch.from_numpy(logits).double(), -1)[:, 1].numpy()
+    per_file = pd.Series(prob).groupby(val.file_index).agg(lambda p: combine(p.to_numpy()))
     return val.files.assign(prob_fake=per_file.reindex(range(len(val.files))).to_numpy())
 
 

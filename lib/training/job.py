@@ -172,7 +172,7 @@ class TrainingJob:
         logits = loop.predict(model, held_out.crops, data_cfg, resolve_device(self.p["device"]),
                               precision=self.p["precision"])
         self.parts.append((held_out, _fake_prob(logits)))
-        return evaluate.file_scores(held_out, logits)["prob_fake"].to_numpy(), history
+        return evaluate.file_scores(held_out, logits, self.strategy.aggregate)["prob_fake"].to_numpy(), history
 
     def validate(self) -> tuple[pd.DataFrame, Any]:
         """Scores by file: the finalised model on val (split), or every fold's held-out files (leave-one-out); the
@@ -196,7 +196,7 @@ class TrainingJob:
             logits = loop.predict(self.model, self.val_set.crops, self.data_cfg, resolve_device(self.p["device"]),
                                   precision=self.p["precision"])
         self.parts = [(self.val_set, _fake_prob(logits))]
-        return evaluate.file_scores(self.val_set, logits)
+        return evaluate.file_scores(self.val_set, logits, self.strategy.aggregate)
 
     def _loo_scores(self) -> pd.DataFrame:
         """Every fold's held-out files with their scores (a real held out by two folds appears twice)."""
@@ -250,6 +250,7 @@ class TrainingJob:
         speed = loop.measure_speed(self.model, check_crops, self.data_cfg, p["device"])
         extra = self.strategy.report(self.model, self.val_set, speed, p["device"]) if self.val_set is not None else None
         training = {"exp": cfg["exp"], "strategy": p["strategy"], "backbone": p["backbone"], "threshold": self.threshold,
+                    "aggregate": self.strategy.aggregate,
                     "val": self._metrics(), "params": p, "git": self.run.record["git"], "crops": self.prep.__dict__}
         export.save(self.model, cfg["out"], self.data_cfg, training)
         max_diff = export.check_saved(cfg["out"], self.model, loop.fit_size(check_crops[:16], self.data_cfg["size"]),

@@ -31,6 +31,7 @@ class Strategy:
 
     name = ""
     fixed_fakes = False  # the same pseudo-fakes every epoch (needed when extras are computed once per sample)
+    aggregate = "mean"  # how a file's crop scores make its score, in validation (infer's ``aggregate``)
 
     def __init__(self, p: dict[str, Any]):
         self.p = p
@@ -228,3 +229,114 @@ def compare_teacher(teacher: str, val: CropSet, student_speed: dict[str, float],
             "teacher_crops_per_s": t_speed["crops_per_s"], "student_crops_per_s": student_speed["crops_per_s"],
             "time_saved": 1 - t_speed["crops_per_s"] / student_speed["crops_per_s"],
             "teacher_val": {**file_metrics(t_scores), "val_f1_best_threshold": choose_threshold(t_scores)[1]}}
+
+
+@register
+class LinearProbe(Strategy):
+    """Frozen backbone features (stage statistics and/or pooled features, ``probe_features``) averaged per file, and a
+    logistic regression fitted in closed form (``lib.training.heads``); ``probe_tau`` > 0 keeps only the features
+    that separate every training kind of fake from the reals the same way. Self-blended pseudo-fakes, when asked
+    for, are one more kind of fake. No epochs: one fit. Score files with ``aggregate: logit_mean``."""
+
+    name = "linear_probe"
+    fixed_fakes = True  # features are computed once per crop: the same pseudo-fake every time
+    aggregate = "logit_mean"
+
+    def __init__(self, p: dict[str, Any]):
+        super().__init__(p)
+        from .. import probe
+
+        self.features = checks.choice("probe_features", p.get("probe_features", "multi"), probe.FEATURES)
+        self.tau = checks.number("probe_tau", p.get("probe_tau", 0.0), 0.0, 5.0,
+                                 "a number in [0, 5] (0: every feature; e.g. 0.5: consistent ones only)")
+        self.c = checks.positive_number("probe_c", p.get("probe_c", 0.1), "a positive number (inverse L2 strength)")
+        self._memo: dict[bytes, np.ndarray] = {}  # crop digest -> features, shared by the folds of a run
+
+    def prepare(self, model: nn.Module) -> nn.Module:
+        from .. import probe
+
+        if getattr(model, "timm_model", None) is None:
+            raise ParameterError("backbone", type(model).__name__, [n for n in backbones.BACKBONES.names()
+                                                                     if n.startswith("efficientnet")],
+                                 why="linear_probe needs a timm backbone")
+        fitted = probe.from_timm(model.timm_model, model.config.architecture, model.config.id2label, self.features)
+        return _set_trainable(fitted, lambda n: n.startswith("classifier."))  # what the regression fits
+
+    def fit(self, model: nn.Module, samples: TrainSamples, val: CropSet | None, data: dict[str, Any], settings: Loop,
+            base: Loss, extras: np.ndarray | None, on_epoch: Callable | None = None) -> tuple[nn.Module, Any]:
+        import time
+
+        import pandas as pd
+
+        from . import heads
+        from .evaluate import file_metrics
+
+        t0 = time.perf_counter()
+        x, y, kinds = self.file_features(model, samples, data, settings.device)
+        head = heads.fit(x, y, kinds, self.tau, self.c, samples.seed)
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.zero_()
+            model.classifier.weight[1] = torch.from_numpy(head.weight).float()
+            model.classifier.bias[1] = float(head.bias)
+        self.kept = len(head.kept)
+        logit = x @ head.weight + head.bias
+        row: dict[str, Any] = {"epoch": 1, "train_loss": float(np.mean(np.logaddexp(0, -(2 * y - 1) * logit))),
+                               "kept_features": len(head.kept), "features": int(x.shape[1])}
+        if val is not None:
+            vx = self.crop_features(model, val.crops, data, settings.device)
+            scores = _file_table(val, vx @ head.weight + head.bias)
+            row.update(file_metrics(scores))
+        row["seconds"] = time.perf_counter() - t0
+        if on_epoch is not None:
+            on_epoch(row)
+        print(f"linear probe: {len(head.kept)} of {x.shape[1]} features kept (tau {self.tau}), "
+              f"train loss {row['train_loss']:.4f}" + (f", val AUC {row.get('val_auc')}" if val is not None else ""))
+        return model, pd.DataFrame([row])
+
+    def crop_features(self, model: nn.Module, crops: np.ndarray, data: dict[str, Any], device: str) -> np.ndarray:
+        """The probe's feature vector of every crop (memoised by crop content across the folds of a run)."""
+        import hashlib
+
+        from ..devices import resolve_device
+        from ..models import pixels
+
+        keys = [hashlib.blake2b(c.tobytes(), digest_size=16).digest() for c in crops]
+        todo = [i for i, k in enumerate(keys) if k not in self._memo]
+        dev = resolve_device(device)
+        model = model.to(dev).eval()
+        for start in tqdm(range(0, len(todo), 64), desc="probe features", unit="batch", leave=False,
+                          disable=len(todo) < 128):
+            idx = todo[start:start + 64]
+            with torch.inference_mode():
+                f = model.features(pixels(fit_size(crops[idx], int(data["size"])), data, dev)).float().cpu().numpy()
+            self._memo.update(zip((keys[i] for i in idx), f))
+        return np.stack([self._memo[k] for k in keys]).astype(np.float64)
+
+    def file_features(self, model: nn.Module, samples: TrainSamples, data: dict[str, Any],
+                      device: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One row per training file (mean of its crops' features), plus one pseudo-fake row per real file when
+        self-blending; with the label and kind of each row."""
+        files = samples.data.files
+        crops = np.stack([samples.raw(k)[0] for k in range(len(samples))])
+        feats = self.crop_features(model, crops, data, device)
+        owner = np.array([samples.data.file_index[i] for i, _ in samples.items])
+        pseudo = np.array([fake for _, fake in samples.items])
+        rows, ys, kinds = [], [], []
+        for is_pseudo in (False, True):
+            for f in np.unique(owner[pseudo == is_pseudo]):
+                rows.append(feats[(owner == f) & (pseudo == is_pseudo)].mean(0))
+                ys.append(1 if is_pseudo else int(files["label"].iloc[f]))
+                kinds.append("self_blend" if is_pseudo else str(files["kind"].iloc[f]))
+        return np.stack(rows), np.asarray(ys), np.asarray(kinds)
+
+    def report(self, model: nn.Module, val: CropSet, speed: dict[str, float], device: str) -> dict[str, Any]:
+        return {"features": self.features, "tau": self.tau, "c": self.c, "kept_features": getattr(self, "kept", None)}
+
+
+def _file_table(val: CropSet, crop_logits: np.ndarray) -> Any:
+    """Per-file P(fake) from per-crop logits of the fake class: sigmoid of their mean (aggregate logit_mean)."""
+    import pandas as pd
+
+    mean_logit = pd.Series(crop_logits).groupby(val.file_index).mean().reindex(range(len(val.files))).to_numpy()
+    return val.files.assign(prob_fake=1 / (1 + np.exp(-mean_logit)))
