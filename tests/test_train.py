@@ -384,3 +384,14 @@ def test_linear_probe_fits_in_one_pass_and_scores_files_like_its_regression(tmp_
     out = export.save(model, tmp_path / "probe", data, {"exp": "p", "threshold": 0.5})
     assert export.check_saved(out, model, crops.crops[:4], data) < 1e-5
     assert models.load_model(str(out), device="cpu").info["architecture"] == "KitProbeForImageClassification"
+
+
+def test_data_patterns_stand_for_every_labelled_folder(tmp_path):
+    for name in ("b", "a", "empty"):
+        (tmp_path / name).mkdir()
+    for name in ("a", "b"):
+        (tmp_path / name / "labels.csv").write_text("filename,label\n")
+    found = traindata.expand_folders([str(tmp_path / "*"), str(tmp_path / "a")])
+    assert found == [str((tmp_path / "a").resolve()), str((tmp_path / "b").resolve())]  # each folder once
+    with pytest.raises(ParameterError, match="none matches"):
+        traindata.expand_folders([str(tmp_path / "nothing*")])

@@ -60,6 +60,28 @@ def dataset_paths(folder: str) -> tuple[Path, Path]:
     return media.resolve(), labels.resolve()
 
 
+def expand_folders(entries: list[str]) -> list[str]:
+    """Dataset folders from ``data`` entries: a folder, or a pattern such as ``../shared/data/*`` that stands for
+    every matching folder holding a labels.csv (sorted), so a folder added later is picked up; a pattern that
+    matches none is an error."""
+    import glob
+
+    folders: list[str] = []
+    for entry in entries:
+        if not isinstance(entry, str) or not entry:
+            raise ParameterError("data", entry, "dataset folders (or patterns such as ../shared/data/*)")
+        if not glob.has_magic(entry):
+            folders.append(entry)
+            continue
+        pattern = entry if Path(entry).expanduser().is_absolute() else str(resolve(entry))
+        found = sorted(str(Path(d).resolve()) for d in glob.glob(str(Path(pattern).expanduser()))
+                       if (Path(d) / "labels.csv").is_file())
+        if not found:
+            raise ParameterError("data", entry, "a pattern matching folders that hold labels.csv", why="none matches")
+        folders += found
+    return list(dict.fromkeys(folders))
+
+
 def file_table(folder: str) -> pd.DataFrame:
     """One row per labelled file: path, dataset, filename, label, source, kind, group."""
     media, labels_csv = dataset_paths(folder)

@@ -46,9 +46,10 @@ def _choices(p: dict[str, Any]) -> None:
 
 def check_params(p: dict[str, Any]) -> dict[str, Any]:
     """Check every train.ipynb parameter; returns resolved values (the strategy object among them)."""
-    folders = p["data"] if isinstance(p["data"], (list, tuple)) else []
+    folders = data.expand_folders(list(p["data"])) if isinstance(p["data"], (list, tuple)) else []
     if not folders:
-        raise ParameterError("data", p["data"], "a list of dataset folders, each holding labels.csv")
+        raise ParameterError("data", p["data"], "a list of dataset folders, each holding labels.csv (patterns such "
+                             "as ../shared/data/* stand for every matching folder)")
     datasets = [data.dataset_paths(f) for f in folders]
     PrepSettings.from_params(p, 224)  # the crop settings check themselves
     _choices(p)
