@@ -182,10 +182,14 @@ def _epoch(model: nn.Module, samples: TrainSamples, data: dict[str, Any], loop: 
 
 
 def fit(model: nn.Module, samples: TrainSamples, val: CropSet, data: dict[str, Any], loop: Loop,
-        loss_fn: Callable, teacher: np.ndarray | None = None, distill: dict[str, float] | None = None
+        loss_fn: Callable, teacher: np.ndarray | None = None, distill: dict[str, float] | None = None,
+        on_epoch: Callable[[dict[str, Any]], None] | None = None, progress_path: Path | None = None
         ) -> tuple[nn.Module, pd.DataFrame]:
     """Train with early stopping on ``loop.monitor``; returns the model holding the best epoch's weights, and the
-    history (one row per epoch: train loss, val loss, F1, AUC, learning rate, seconds)."""
+    history (one row per epoch: train loss, val loss, F1, AUC, learning rate, seconds).
+
+    Each epoch's row is passed to ``on_epoch`` and appended to ``progress_path`` (JSON lines: epoch, train_loss,
+    val_loss, val_f1, val_auc) as soon as it is known, so a sweep can prune a trial that trails the others."""
     import time
 
     device = resolve_device(loop.device)
@@ -213,6 +217,7 @@ def fit(model: nn.Module, samples: TrainSamples, val: CropSet, data: dict[str, A
         improved = _better(loop.monitor, row[loop.monitor], best)
         row["best"] = improved
         loop.history.append(row)
+        _report_epoch(row, on_epoch, progress_path)
         print(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4f}" for k, v in row.items()
                                                   if isinstance(v, float) and k != "seconds")
               + f" ({row['seconds']:.0f} s){'  ← best' if improved else ''}")
@@ -225,6 +230,20 @@ def fit(model: nn.Module, samples: TrainSamples, val: CropSet, data: dict[str, A
                 break
     model.load_state_dict(best_state)
     return model, pd.DataFrame(loop.history)
+
+
+def _report_epoch(row: dict[str, Any], on_epoch: Callable[[dict[str, Any]], None] | None,
+                  progress_path: Path | None) -> None:
+    """One epoch's figures to the caller's callback and as a line of ``progress.jsonl``."""
+    if on_epoch is not None:
+        on_epoch(dict(row))
+    if progress_path is not None:
+        import json
+
+        keys = ("epoch", "train_loss", "val_loss", "val_f1", "val_auc")
+        with open(progress_path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({k: row.get(k) for k in keys}) + "\n")
+            f.flush()
 
 
 def crop_size(model_size: int, teacher: str | None) -> int:

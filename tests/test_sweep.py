@@ -298,3 +298,31 @@ def test_two_trial_infer_sweep_on_the_sample_set(tiny_vit, tmp_path_factory):
     assert warm["timings"]["cache_misses"] == 0, "the second trial reads the crops the first one cached"
     best = yaml.safe_load(sweep.best_params_path("infer-sweep").read_text())
     assert best["tta"] in ("none", "flip") and best["model"] == str(tiny_vit)
+
+
+# --- the training loop's per-epoch progress, which the sweep prunes on ------------------------------------------
+
+def test_fit_reports_each_epoch_to_a_callback_and_progress_jsonl(tmp_path):
+    import numpy as np
+    import torch
+
+    from conftest import make_tiny_vit
+    from lib import strategies, train, traindata
+
+    def crops(n: int, seed: int) -> traindata.CropSet:
+        rng, labels = np.random.default_rng(seed), np.arange(n) % 2
+        files = pd.DataFrame({"filename": [f"f{i}.jpg" for i in range(n)], "label": labels, "origin": range(n),
+                              "kind": "k", "dataset": "d", "n_crops": 1})
+        pixels = rng.integers(0, 100, (n, 32, 32, 3)) + labels[:, None, None, None] * 120
+        return traindata.CropSet(pixels.astype(np.uint8), np.arange(n), files)
+
+    model, data = strategies.build_model(str(make_tiny_vit(tmp_path / "vit", {0: "real", 1: "fake"})))
+    model = strategies.STRATEGIES.get("feature_extractor")(model, {})
+    seen, progress = [], tmp_path / "progress.jsonl"
+    loop = train.Loop(epochs=3, batch_size=8, lr=3e-3, patience=5, device="cpu")
+    _, history = train.fit(model, traindata.TrainSamples(crops(16, 0), [], seed=1), crops(8, 1), data, loop,
+                           torch.nn.functional.cross_entropy, on_epoch=seen.append, progress_path=progress)
+    lines = [json.loads(ln) for ln in progress.read_text().splitlines()]
+    assert [r["epoch"] for r in seen] == [r["epoch"] for r in lines] == list(history["epoch"]) == [1, 2, 3]
+    assert set(lines[0]) == {"epoch", "train_loss", "val_loss", "val_f1", "val_auc"}
+    assert [r["val_auc"] for r in lines] == pytest.approx(list(history["val_auc"]))
