@@ -275,6 +275,19 @@ def test_a_resumed_study_keeps_its_space(fake_nb):
         sweep.run(sweep.check(_params(fake_nb, study="same", space="level: [0.3, 0.5]")))
 
 
+def test_sweep_notebook_runs_a_study_and_shows_its_plots(fake_nb):
+    out = paths.WORKDIR / "sweep-run.ipynb"
+    pm.execute_notebook(str(NOTEBOOKS / "sweep.ipynb"), str(out), progress_bar=False,
+                        parameters={"notebook": str(fake_nb), "fixed": "", "space": "level: [0.3, 0.6]",
+                                    "study": "nbsweep", "sampler": "grid", "trials": 2})
+    table = pd.read_csv(paths.SUBMISSIONS / "nbsweep" / "trials.csv")
+    assert sorted(table["level"]) == [0.3, 0.6] and set(table["state"]) == {"complete"}
+    executed = json.loads(out.read_text())
+    images = [o for c in executed["cells"] for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 3, "objective, importances and slice plots are shown inline"
+    assert any("RULE:" in "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
+
+
 # --- a real infer sweep on the generated sample set ------------------------------------------------------------
 
 @pytest.mark.slow

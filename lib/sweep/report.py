@@ -103,7 +103,7 @@ def write_best_params(study: "optuna.Study", plan: "Plan") -> Path | None:
     head = [f"Best trial of sweep {plan.study}: {b.user_attrs.get('exp')} (trial {b.number}), {plan.objective} = "
             f"{b.value:.6g} ({plan.direction}), the best of {done} completed trials of {plan.kind}.",
             "Chosen by a local score over many trials: optimistic for that local set; confirm on unseen data.",
-            f"papermill notebooks/{plan.notebook.name} out.ipynb -f {best_params_path(plan.study).name} "
+            f"papermill notebooks/{plan.notebook.name} out.ipynb -f params/{best_params_path(plan.study).name} "
             "(give another exp with -p exp NAME)"]
     path = best_params_path(plan.study)
     text = "".join(f"# {h}\n" for h in head) + yaml.safe_dump(params, sort_keys=False, allow_unicode=True)
@@ -114,6 +114,7 @@ def write_best_params(study: "optuna.Study", plan: "Plan") -> Path | None:
 def objective_figure(table: pd.DataFrame, objective: str, direction: str):  # -> matplotlib Figure
     """The objective by trial: completed trials, the best so far, and where trials were pruned or failed."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 3.8))
     done = table[table["state"] == "complete"]
@@ -125,6 +126,7 @@ def objective_figure(table: pd.DataFrame, objective: str, direction: str):  # ->
         rows = table[table["state"] == state]
         for i, r in enumerate(rows.itertuples()):
             ax.axvline(r.trial, color=color, ls=":", lw=1, label=state if i == 0 else None)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel="trial", ylabel=objective, title=f"{objective} by trial ({direction}); dotted: not completed")
     ax.title.set_fontsize(9)
     ax.legend(fontsize=8, loc="best")
@@ -135,6 +137,7 @@ def objective_figure(table: pd.DataFrame, objective: str, direction: str):  # ->
 def figures(study: "optuna.Study", plan: "Plan", table: pd.DataFrame) -> tuple[dict[str, Any], list[str]]:
     """The study's plots (objective by trial; Optuna's parameter importances, slice and parallel-coordinate
     views when enough trials completed), and a note for each plot that could not be drawn and why."""
+    import matplotlib.pyplot as plt
     import optuna
     import optuna.visualization.matplotlib as vis
 
@@ -147,7 +150,7 @@ def figures(study: "optuna.Study", plan: "Plan", table: pd.DataFrame) -> tuple[d
             skipped.append(f"{name}: needs {need} completed trial(s)" + (" and 2 searched parameters"
                                                                         if name == "parallel" else ""))
             continue
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), plt.rc_context():  # Optuna's plots switch the global style to ggplot
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             warnings.filterwarnings("ignore", message="Attempting to set identical low and high")  # one value
             try:

@@ -308,7 +308,7 @@ def run_trial(plan: Plan, trial: optuna.Trial, params: dict[str, Any], root: Pat
                                  seconds=seconds)
     else:
         value, why = trials.objective_value(experiments.read_record(run_dir), plan.objective)
-        outcome = trials.Outcome("complete" if why == "" else "failed", value, why, seconds)
+        outcome = trials.Outcome("complete" if why == "" else "failed", value, why, seconds, progress.rows)
     trials.record(run_dir, plan.kind, params, outcome, {"study": plan.study, "trial": trial.number,
                                                         "objective": plan.objective}, root)
     return outcome
@@ -316,6 +316,8 @@ def run_trial(plan: Plan, trial: optuna.Trial, params: dict[str, Any], root: Pat
 
 def objective(plan: Plan, root: Path, stop: threading.Event) -> Any:
     """Optuna's objective: one trial of the notebook; a failed or pruned trial raises (recorded, the study goes on)."""
+    unwatched: list[str] = []  # trials that wrote no progress.jsonl although pruning is on (said once)
+
     def run_one(trial: optuna.Trial) -> float:
         params = {d.name: d.suggest(trial) for d in plan.dims}  # drawn first: an interrupted trial can be re-run
         exp = f"{plan.study}-t{trial.number}"
@@ -325,6 +327,10 @@ def objective(plan: Plan, root: Path, stop: threading.Event) -> Any:
         else:
             outcome = run_trial(plan, trial, {**plan.fixed, **params, "exp": exp}, root, stop)
         trial.set_user_attr("seconds", round(outcome.seconds, 1))
+        if plan.progress_key and outcome.state == "complete" and not outcome.history and not unwatched:
+            unwatched.append(exp)
+            print(f"note: {exp} wrote no {trials.PROGRESS}, so its epochs could not be pruned (the notebook must "
+                  f"give train.fit a progress_path)", flush=True)
         if outcome.state == "complete":
             return outcome.value
         trial.set_user_attr("reason", outcome.reason)
