@@ -26,6 +26,7 @@ Modules, one concern each:
     traindata    labelled folders → crops via the cache, the split by origin, per-epoch training samples
     strategies   feature_extractor, fine_tune, lora, distill; the model folder a training run writes
     train        the training loop, validation by file, threshold choice, per-kind report, curves
+    sweep        Optuna studies over a notebook's parameters: space, trials run by papermill, resume, reports
 
 Submodules are imported explicitly (``from lib import frames``) so that importing ``lib`` stays cheap.
 """
