@@ -269,6 +269,16 @@ def test_killed_sweep_resumes_without_losing_or_repeating_a_trial(fake_nb, tmp_p
     assert "0 to run" in again.stdout and len(pd.read_csv(paths.SUBMISSIONS / "resume" / "trials.csv")) == 5
 
 
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 cores")
+def test_parallel_trials_each_get_their_own_run(fake_nb):
+    plan = sweep.check(_params(fake_nb, study="par", space="level: [0.1, 0.2, 0.3, 0.4]", trials=4, parallel=2,
+                               fixed="epochs: 2\nepoch_s: 0.5"))
+    sweep.run(plan)
+    table = pd.read_csv(paths.SUBMISSIONS / "par" / "trials.csv")
+    assert sorted(table["level"]) == [0.1, 0.2, 0.3, 0.4] and set(table["state"]) == {"complete"}
+    assert len(_rows("par")) == 4 and len({experiments.read_record(paths.SUBMISSIONS / e)["exp"] for e in table["exp"]}) == 4
+
+
 def test_a_resumed_study_keeps_its_space(fake_nb):
     sweep.run(sweep.check(_params(fake_nb, study="same", space="level: [0.3]")))
     with pytest.raises(ParameterError, match="it was started with space"):
