@@ -26,7 +26,7 @@ from lib.sweep import space, study as study_mod
 # scores `level`, fails on purpose with mode "crash", and can be slow.
 FAKE_PARAMETERS = '''\
 level: float = 0.5  # the score this run records
-mode: str = "ok"  # ok | crash
+mode: str = "ok"  # ok | crash | die
 epochs: int = 0  # epochs of progress.jsonl to write (0: none)
 epoch_s: float = 0.0  # seconds per epoch
 tags: list = ["a"]  # a list parameter
@@ -38,6 +38,9 @@ from lib import experiments
 run = experiments.Run("fake", exp, {"level": level, "mode": mode, "epochs": epochs, "tags": tags, "exp": exp})
 if mode == "crash":
     raise ValueError(f"bad combination: level {level} with mode crash")
+if mode == "die":  # as the kernel does when the out-of-memory killer ends it
+    import os, signal
+    os.kill(os.getpid(), signal.SIGKILL)
 for e in range(1, epochs + 1):
     time.sleep(epoch_s)
     score = level if e > 1 else 0.5
@@ -197,15 +200,16 @@ def test_tiny_study_one_run_per_trial_table_and_best_params(fake_nb):
 
 
 def test_failed_trial_is_recorded_and_the_study_goes_on(fake_nb):
-    plan = sweep.check(_params(fake_nb, study="fails", space="mode: [crash, ok]\nlevel: [0.7]", trials=2))
+    plan = sweep.check(_params(fake_nb, study="fails", space="mode: [crash, ok, die]\nlevel: [0.7]", trials=3))
     sweep.run(plan)
     table = pd.read_csv(paths.SUBMISSIONS / "fails" / "trials.csv").set_index("mode")
-    assert table.loc["crash", "state"] == "failed" and table.loc["ok", "state"] == "complete"
+    assert list(table.loc[["crash", "ok", "die"], "state"]) == ["failed", "complete", "failed"]
     assert "ValueError: bad combination: level 0.7 with mode crash" in table.loc["crash", "reason"]
+    assert "the kernel died: out of memory?" in table.loc["die", "reason"]
     rec = experiments.read_record(paths.SUBMISSIONS / table.loc["crash", "exp"])
     assert rec["status"] == "failed" and "bad combination" in rec["error"]
     rows = _rows("fails")
-    assert len(rows) == 2 and sum("| failed |" in r for r in rows) == 1
+    assert len(rows) == 3 and sum("| failed |" in r for r in rows) == 2
 
 
 def test_missing_objective_fails_the_trial_with_what_is_there(fake_nb):

@@ -23,6 +23,8 @@ from .space import Dim
 
 STORAGE = "study.db"
 DIRECTIONS = ("maximize", "minimize")
+PARAMETERS = ("notebook", "space", "fixed", "objective", "direction", "trials", "timeout", "sampler", "seed",
+              "parallel", "pruner", "study")
 KIT_NOTEBOOKS = ("infer", "train", "ensemble")
 # per-epoch figure of progress.jsonl that stands for an objective while a trial runs, and the sense it improves in
 PROGRESS_KEYS = {"macro_f1": ("val_f1", "maximize"), "val_f1": ("val_f1", "maximize"),
@@ -137,10 +139,6 @@ def _counts(p: dict[str, Any]) -> tuple[int, float | None, int]:
     return p["trials"], (float(t) or None), p["parallel"]
 
 
-PARAMETERS = ("notebook", "space", "fixed", "objective", "direction", "trials", "timeout", "sampler", "seed",
-              "parallel", "pruner", "study")
-
-
 def check(p: dict[str, Any]) -> Plan:
     """Check every sweep parameter and the whole search space before any trial; returns the plan."""
     unknown = sorted(set(p) - set(PARAMETERS))
@@ -167,7 +165,8 @@ def check(p: dict[str, Any]) -> Plan:
     if "exp" in parameters:
         base["exp"] = f"{study}-t0"
     _check_values(kind, p["objective"], dims, base, parameters)
-    progress_key = _progress_key(p["objective"], p["direction"], notes) if p["pruner"] != "none" else None
+    epochs = p["pruner"] != "none" and kind not in ("infer", "ensemble")  # those have no epochs to prune on
+    progress_key = _progress_key(p["objective"], p["direction"], notes) if epochs else None
     if parallel > 1 and base.get("workers") == -1:
         notes.append(f"{parallel} trials at once, each with workers -1 (cores - 1 preprocessing processes): "
                      "set workers in the fixed params to share the cores")
@@ -327,7 +326,8 @@ def objective(plan: Plan, root: Path, stop: threading.Event) -> Any:
         else:
             outcome = run_trial(plan, trial, {**plan.fixed, **params, "exp": exp}, root, stop)
         trial.set_user_attr("seconds", round(outcome.seconds, 1))
-        if plan.progress_key and outcome.state == "complete" and not outcome.history and not unwatched:
+        if plan.kind == "train" and plan.progress_key and outcome.state == "complete" and not outcome.history \
+                and not unwatched:
             unwatched.append(exp)
             print(f"note: {exp} wrote no {trials.PROGRESS}, so its epochs could not be pruned (the notebook must "
                   f"give train.fit a progress_path)", flush=True)

@@ -136,7 +136,8 @@ def failure_reason(run_dir: Path, notebook_name: str, returncode: int) -> str:
                 return f"{o.get('ename')}: {o.get('evalue')}"
     log = (run_dir / LOG).read_text(encoding="utf-8", errors="replace") if (run_dir / LOG).is_file() else ""
     lines = [ln.strip() for ln in log.splitlines() if ln.strip()]
-    return lines[-1][:500] if lines else f"papermill exited with status {returncode}"
+    reason = lines[-1][:500] if lines else f"papermill exited with status {returncode}"
+    return reason + (" (the kernel died: out of memory?)" if "DeadKernelError" in reason else "")
 
 
 def lookup(record: dict[str, Any], path: str) -> Any:
