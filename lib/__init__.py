@@ -30,6 +30,7 @@ Modules, one concern each, from the bottom of the house up:
     sample       the generated, labelled sample set
     demo_model   the offline demo detector (EfficientNet-Lite0 features + logistic regression)
     training/    everything train.ipynb needs, and never shipped to the server (see lib/training/__init__.py)
+    sweep/       Optuna studies over a notebook's parameters: space, trials run by papermill, resume, reports
 
 Submodules are imported explicitly (``from lib import frames``) so that importing ``lib`` stays cheap.
 """

@@ -136,6 +136,14 @@ class Run:
         return path
 
 
+def write_record(run_dir: Path, record: dict[str, Any], root: Path = SUBMISSIONS) -> Path:
+    """Write a run record written elsewhere (a sweep's, or a sweep trial's with its state) and regenerate EXPERIMENTS.md."""
+    path = Path(run_dir) / RECORD
+    _atomic_write(path, json.dumps(record, indent=2, default=str))
+    rebuild_table(root)
+    return path
+
+
 def read_record(run_dir: Path) -> dict[str, Any] | None:
     p = Path(run_dir) / RECORD
     return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
@@ -164,8 +172,8 @@ def _row(r: dict[str, Any], changed: str = "") -> list[str]:
     p, m, s = r.get("params", {}), r.get("metrics") or {}, r.get("scores", {})
     minutes = r.get("timings", {}).get("total_s")
     return [r["exp"], r.get("started", "")[:16].replace("T", " "), r.get("kind", ""), _model_name(r),
-            _fmt(p.get("frames")), _fmt(p.get("tta")), _fmt(p.get("aggregate")), _fmt(m.get("macro_f1")),
-            _loo_cell(m), _fmt(m.get("loo_reals_called_real"), 3),
+            _fmt(p.get("frames")), _fmt(p.get("tta")), _fmt(p.get("aggregate")),
+            r.get("status") or _fmt(m.get("macro_f1")), _loo_cell(m), _fmt(m.get("loo_reals_called_real"), 3),
             f"{minutes / 60:.1f} min" if minutes is not None else "", _fmt(s.get("public")), _fmt(s.get("private")),
             str(r.get("counts", {}).get("fallback_files", "")), changed]
 
@@ -217,15 +225,25 @@ def _shown(value: Any) -> str:
 
 def changed_text(records: list[dict[str, Any]], i: int) -> str:
     """The EXPERIMENTS.md cell naming what changed in ``records[i]`` from the best earlier run."""
+    r = records[i]
+    if r.get("kind") == "sweep":
+        return _sweep_text(r)
     best = best_before(records, i)
     if best is None:
         return ""
-    r = records[i]
     diff = param_diff(best.get("params", {}), r.get("params", {}))
     if best.get("kind") != r.get("kind"):
         diff.insert(0, f"kind {best.get('kind')}→{r.get('kind')}")
     shown = ", ".join(diff[:_DIFF_SHOWN]) + (f", +{len(diff) - _DIFF_SHOWN} more" if len(diff) > _DIFF_SHOWN else "")
     return f"vs {best['exp']}: {shown or 'same parameters'}"
+
+
+def _sweep_text(r: dict[str, Any]) -> str:
+    """A sweep's "changed" cell: its best trial and how its trials ended (the trials have rows of their own)."""
+    s, best = r.get("study") or {}, r.get("best") or {}
+    counts = ", ".join(f"{n} {state}" for state, n in (s.get("states") or {}).items())
+    head = f"best {best['exp']}: {s.get('objective')} {_fmt(best.get('value'))}" if best else "no completed trial"
+    return f"{head} ({s.get('notebook')}; {counts or 'no trials'})"
 
 
 def render_table(records: list[dict[str, Any]]) -> str:

@@ -300,6 +300,8 @@ def test_train_notebook_writes_a_model_that_infer_loads(vit, tmp_path):
         rec = json.loads((work / "submissions" / "lora1" / "run.json").read_text())
         assert rec["kind"] == "train" and len(rec["history"]) == 2 and rec["samples"]["pseudo_fake"] > 0
         assert rec["git"] and rec["versions"]["torch"] and rec["timings"]["train_s"] > 0
+        progress = [json.loads(line) for line in (work / "submissions" / "lora1" / "progress.jsonl").open()]
+        assert [r["epoch"] for r in progress] == [1, 2] and {"train_loss", "val_loss", "val_f1", "val_auc"} <= set(progress[0])
         for name in ("curves.png", "sbi_examples.png", "val_predictions.csv", "val_by_kind.csv"):
             assert (work / "submissions" / "lora1" / name).is_file(), name
         assert "| lora1 |" in (work / "EXPERIMENTS.md").read_text()
