@@ -60,19 +60,25 @@ def kind_report(scores: pd.DataFrame, threshold: float) -> pd.DataFrame:
 
 
 def plot_curves(history: pd.DataFrame):  # -> matplotlib Figure
-    """Loss (train, val) and val F1/AUC by epoch."""
+    """Loss (train, val) and val F1/AUC by epoch; with a ``held_out`` column (leave-one-out folds), the held-out
+    AUC of each fold by epoch."""
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
-    a.plot(history["epoch"], history["train_loss"], "o-", label="train loss")
-    a.plot(history["epoch"], history["val_loss"], "o-", label="val loss (CE)")
+    groups = history.groupby("held_out") if "held_out" in history.columns else [("", history)]
+    for name, h in groups:
+        label = f" {name}" if name else ""
+        a.plot(h["epoch"], h["train_loss"], "o-", label=f"train loss{label}")
+        if "val_loss" in h.columns and not name:
+            a.plot(h["epoch"], h["val_loss"], "o-", label="val loss (CE)")
+        if "val_f1" in h.columns and not name:
+            b.plot(h["epoch"], h["val_f1"], "o-", label="val macro F1 (files, threshold 0.5)")
+        if "val_auc" in h.columns and h["val_auc"].notna().any():
+            b.plot(h["epoch"], h["val_auc"], "o-", label=f"{'held-out' if name else 'val'} AUC (files){label}")
     a.set_xlabel("epoch")
-    a.legend()
-    b.plot(history["epoch"], history["val_f1"], "o-", label="val macro F1 (files, threshold 0.5)")
-    if history["val_auc"].notna().any():
-        b.plot(history["epoch"], history["val_auc"], "o-", label="val AUC (files)")
+    a.legend(fontsize=7)
     b.set_ylim(0, 1.02)
     b.set_xlabel("epoch")
-    b.legend()
+    b.legend(fontsize=7)
     fig.tight_layout()
     return fig

@@ -250,7 +250,7 @@ class LinearProbe(Strategy):
         self.tau = checks.number("probe_tau", p.get("probe_tau", 0.0), 0.0, 5.0,
                                  "a number in [0, 5] (0: every feature; e.g. 0.5: consistent ones only)")
         self.c = checks.positive_number("probe_c", p.get("probe_c", 0.1), "a positive number (inverse L2 strength)")
-        self._memo: dict[bytes, np.ndarray] = {}  # crop digest -> features, shared by the folds of a run
+        self._memo: dict[str, np.ndarray] = {}  # crop digest -> features, shared by the folds of a run
 
     def prepare(self, model: nn.Module) -> nn.Module:
         from .. import probe
@@ -295,13 +295,18 @@ class LinearProbe(Strategy):
         return model, pd.DataFrame([row])
 
     def crop_features(self, model: nn.Module, crops: np.ndarray, data: dict[str, Any], device: str) -> np.ndarray:
-        """The probe's feature vector of every crop (memoised by crop content across the folds of a run)."""
+        """The probe's feature vector of every crop: memoised by crop content across the folds of a run, and cached
+        on disk (``cache/features/<backbone, features and input size>/``) for later runs."""
         import hashlib
 
         from ..devices import resolve_device
         from ..models import pixels
 
-        keys = [hashlib.blake2b(c.tobytes(), digest_size=16).digest() for c in crops]
+        folder = self._feature_cache(model, data)
+        keys = [hashlib.blake2b(c.tobytes(), digest_size=16).hexdigest() for c in crops]
+        for k in keys:
+            if k not in self._memo and (folder / k[:2] / f"{k}.npy").is_file():
+                self._memo[k] = np.load(folder / k[:2] / f"{k}.npy")
         todo = [i for i, k in enumerate(keys) if k not in self._memo]
         dev = resolve_device(device)
         model = model.to(dev).eval()
@@ -310,8 +315,22 @@ class LinearProbe(Strategy):
             idx = todo[start:start + 64]
             with torch.inference_mode():
                 f = model.features(pixels(fit_size(crops[idx], int(data["size"])), data, dev)).float().cpu().numpy()
-            self._memo.update(zip((keys[i] for i in idx), f))
+            for i, row in zip(idx, f):
+                self._memo[keys[i]] = row
+                _save_atomic(folder / keys[i][:2] / f"{keys[i]}.npy", row)
         return np.stack([self._memo[k] for k in keys]).astype(np.float64)
+
+    def _feature_cache(self, model: nn.Module, data: dict[str, Any]) -> Path:
+        """The feature cache folder of this backbone (its weights' digest), feature choice and input data config."""
+        import hashlib
+
+        if getattr(self, "_cache_folder", None) is None:
+            h = hashlib.blake2b(repr((model.config.architecture, model.config.features, model.config.stages,
+                                      sorted(data.items()))).encode(), digest_size=8)
+            for tensor in model.backbone.state_dict().values():
+                h.update(tensor.detach().cpu().numpy().tobytes())
+            self._cache_folder = CACHE / "features" / f"{model.config.architecture}-{self.features}-{h.hexdigest()}"
+        return self._cache_folder
 
     def file_features(self, model: nn.Module, samples: TrainSamples, data: dict[str, Any],
                       device: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -332,6 +351,18 @@ class LinearProbe(Strategy):
 
     def report(self, model: nn.Module, val: CropSet, speed: dict[str, float], device: str) -> dict[str, Any]:
         return {"features": self.features, "tau": self.tau, "c": self.c, "kept_features": getattr(self, "kept", None)}
+
+
+def _save_atomic(path: Path, array: np.ndarray) -> None:
+    """np.save through a temporary file renamed into place (concurrent runs never read half a file)."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        np.save(f, array)
+    os.replace(tmp, path)
 
 
 def _file_table(val: CropSet, crop_logits: np.ndarray) -> Any:
