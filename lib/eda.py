@@ -43,7 +43,8 @@ def probe_file(path: Path) -> dict[str, Any]:
 
 def _video_props(path: Path, count: int) -> dict[str, Any]:
     """fps, frame count, duration and rotation metadata of a video (OpenCV's CAP_PROP_* values)."""
-    cap = cv2.VideoCapture(str(path))
+    with frames.opencv_path(path) as name:
+        cap = cv2.VideoCapture(name)
     try:
         fps = cap.get(cv2.CAP_PROP_FPS)
         rot = cap.get(cv2.CAP_PROP_ORIENTATION_META)
