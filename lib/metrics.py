@@ -20,7 +20,11 @@ def read_labels(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ParameterError("labels", str(path), "a CSV with columns filename,label (or '' for none)", why="no such file")
-    df = pd.read_csv(path, dtype={"filename": str}, keep_default_na=False)
+    try:
+        df = pd.read_csv(path, dtype={"filename": str}, keep_default_na=False, encoding="utf-8")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ParameterError("labels", str(path), "a UTF-8 CSV with columns filename,label",
+                             why=f"it cannot be read ({str(e).splitlines()[0]})") from e
     missing = {"filename", "label"} - set(df.columns)
     if missing:
         raise ParameterError("labels", str(path), "a CSV with columns filename,label", why=f"missing columns {sorted(missing)}")
