@@ -128,9 +128,9 @@ class Run:
         if shell is None:
             return
 
-        def handler(ip: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> Any:
+        def handler(ip: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> None:
             self.fail(value)
-            return ip.InteractiveTB.structured_traceback(etype, value, tb, tb_offset=tb_offset)
+            ip.showtraceback((etype, value, tb), tb_offset=tb_offset)  # shown and sent to the client as usual
 
         shell.set_custom_exc((Exception,), handler)
 

@@ -209,17 +209,17 @@ _TMPFS_SCRIPT = textwrap.dedent('''
 
 
 def _private_tmpfs(command: list[str], mount: Path, size: str) -> subprocess.CompletedProcess:
-    """Run ``command`` with a small tmpfs at ``mount`` in a private mount namespace (unshare); skip where the
-    platform allows none."""
+    """Run ``command`` with a small tmpfs at ``mount`` in a private mount namespace (unshare); skip, with the
+    reason, where the platform allows none."""
     if not shutil.which("unshare"):
         pytest.skip("no unshare command: a private tmpfs cannot be mounted (the simulated ENOSPC test covers this)")
     mount.mkdir()
     errors = []
     for flags in (["-rm"], ["-m"]):  # an unprivileged user namespace, else root's own mount namespace
-        done = subprocess.run(["unshare", *flags, "sh", "-c", 'mount -t tmpfs -o size="$1" tmpfs "$2" && shift 2 '
-                               '&& exec "$@"', "sh", size, str(mount), *command],
+        done = subprocess.run(["unshare", *flags, "sh", "-c", 'mount -t tmpfs -o size="$1" tmpfs "$2" && '
+                               'echo MOUNTED >&2 && shift 2 && exec "$@"', "sh", size, str(mount), *command],
                               capture_output=True, text=True, timeout=600, env=os.environ.copy())
-        if "RESULT" in done.stdout or done.returncode == 0:
+        if "MOUNTED" in done.stderr:
             return done
         errors.append(f"unshare {' '.join(flags)}: {done.stderr.strip()[-300:]}")
     pytest.skip("a private tmpfs cannot be mounted here (" + "; ".join(errors) + ")")
