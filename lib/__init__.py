@@ -2,11 +2,13 @@
 
 Modules, one concern each, from the bottom of the house up:
     paths        every folder the kit reads or writes
-    errors       ParameterError, MediaError, ModelLoadError
+    errors       ParameterError, MediaError, ModelLoadError (a ParameterError), DiskFullError
+    names        file names of any bytes in UTF-8 files: names that are not UTF-8 escaped, CSV quoting
+    atomic       atomic writes with the user's umask; a full disk raised as DiskFullError
     checks       value checks for run parameters (used once, at each notebook's edge, and by the settings types)
     registry     name -> object registries that fail loudly on unknown names
     devices      devices and precisions: what a run may ask for, what it gets, the autocast it needs
-    media        list the media files of a flat data folder
+    media        list the media files of a flat data folder; links that leave it
     frames       sample and read frames from videos and images
     faces        face detectors, the crop every stage uses
     tta          test-time augmentation views
@@ -17,7 +19,7 @@ Modules, one concern each, from the bottom of the house up:
     backbones    backbones by name (timm EfficientNet-Lite0/1/2 with offline ImageNet weights, ...), data configs
     models       load Hugging Face image classifiers, P(fake) of a batch of crops
     pipeline     preprocess files into cached crops (worker processes), predict files from crops
-    submission   write and validate submission.csv
+    submission   write and validate submission.csv (names that UTF-8 cannot hold are named, not lost)
     predict      the one road from media to predictions.csv + submission.csv (infer, bundle, check, bench)
     metrics      macro F1, confusion matrix, AUC, threshold tuning, per-source figures, inverted-label check
     experiments  run records, EXPERIMENTS.md, duplicate-submission check, local-vs-public plot

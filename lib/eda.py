@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import faces, frames
+from . import faces, frames, names
 from .errors import MediaError
 from .media import media_kind
 
@@ -25,7 +25,7 @@ def probe_file(path: Path) -> dict[str, Any]:
     """What one file is: kind, extension, size, upright resolution and orientation, fps, frames, duration, or why it
     cannot be read (the reason ``lib.frames.read_frames`` gives)."""
     path = Path(path)
-    row: dict[str, Any] = {"filename": path.name, "kind": media_kind(path), "ext": path.suffix.lower(),
+    row: dict[str, Any] = {"filename": names.escape(path.name), "kind": media_kind(path), "ext": path.suffix.lower(),
                            "bytes": path.stat().st_size, "readable": False, "reason": "", "width": None,
                            "height": None, "orientation": "", "fps": None, "frames": None, "duration_s": None,
                            "rotation": 0, "note": ""}
@@ -43,7 +43,8 @@ def probe_file(path: Path) -> dict[str, Any]:
 
 def _video_props(path: Path, count: int) -> dict[str, Any]:
     """fps, frame count, duration and rotation metadata of a video (OpenCV's CAP_PROP_* values)."""
-    cap = cv2.VideoCapture(str(path))
+    with frames.opencv_path(path) as name:
+        cap = cv2.VideoCapture(name)
     try:
         fps = cap.get(cv2.CAP_PROP_FPS)
         rot = cap.get(cv2.CAP_PROP_ORIENTATION_META)
@@ -109,7 +110,7 @@ def face_survey(paths: list[Path], n_frames: int = 8, detector: str = "dlib_hog"
             boxes = faces.detect(frame, detector, detect_width)
             big = faces.largest(boxes)
             side = max(big[2] - big[0], big[3] - big[1]) if big else None
-            rows.append({"filename": Path(path).name, "kind": media_kind(path), "frame": index, "faces": len(boxes),
+            rows.append({"filename": names.escape(Path(path).name), "kind": media_kind(path), "frame": index, "faces": len(boxes),
                          "face_px": side, "face_share": side / min(frame.shape[:2]) if side else None})
             if k == len(fr.frames) // 2:
                 examples[Path(path).name] = {"frame": frame, "box": big}

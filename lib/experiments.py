@@ -20,8 +20,8 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
+import traceback
 import warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -30,6 +30,7 @@ from typing import Any, Iterator
 
 from filelock import FileLock
 
+from .atomic import write_text
 from .errors import ParameterError
 from .paths import EXPERIMENTS_MD, ROOT, SUBMISSIONS
 from .submission import SUBMISSION
@@ -41,11 +42,7 @@ _VERSIONED = ("torch", "transformers", "numpy", "cv2", "dlib", "pandas", "sklear
 
 
 def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    write_text(path, text)  # a temporary file renamed into place, created with the user's umask
 
 
 def git_info(root: Path = ROOT) -> dict[str, Any]:
@@ -119,8 +116,43 @@ class Run:
         """Add stage times and counters measured elsewhere (decode/detect seconds summed over workers, cache hits)."""
         self.record["timings"].update(values)
 
+    def record_failures(self) -> None:
+        """From now on, an exception in a notebook cell (IPython only) is recorded before it is shown: when this run
+        has written files, ``run.json`` says ``status: failed`` with the error; when it has written nothing, its
+        empty folder is removed. Outside IPython this does nothing."""
+        try:
+            from IPython import get_ipython
+        except ImportError:
+            return
+        shell = get_ipython()
+        if shell is None:
+            return
+
+        def handler(ip: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> None:
+            self.fail(value)
+            ip.showtraceback((etype, value, tb), tb_offset=tb_offset)  # shown and sent to the client as usual
+
+        shell.set_custom_exc((Exception,), handler)
+
+    def fail(self, error: BaseException) -> Path | None:
+        """Record that the run stopped with ``error``: ``run.json`` (status failed) when the run wrote anything,
+        else no record and no empty folder. Returns the record's path, or None."""
+        wrote = [f for f in self.dir.glob("*") if f.is_file() and f.stat().st_mtime >= self.t0 - 1]
+        if not wrote:
+            if self.dir.is_dir() and not any(self.dir.iterdir()):
+                self.dir.rmdir()
+            return None
+        try:
+            where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
+            return self.finish(status="failed", error=f"{type(error).__name__}: {error}",
+                               error_at=" ".join(f"{f.filename}:{f.lineno} in {f.name}" for f in where))
+        except OSError as e:  # a full disk can refuse the record too: say so next to the error
+            print(f"the run's failure could not be recorded in {self.dir / RECORD}: {e}", file=sys.stderr)
+            return None
+
     def finish(self, **fields: Any) -> Path:
         """Write ``run.json`` (with versions, peak memory and total time) and regenerate EXPERIMENTS.md."""
+        self.record["status"] = "complete"
         self.record.update(fields)
         self.record["timings"]["total_s"] = time.time() - self.t0
         if (self.dir / SUBMISSION).is_file():
@@ -171,7 +203,8 @@ def _model_name(r: dict[str, Any]) -> str:
 def _row(r: dict[str, Any], changed: str = "") -> list[str]:
     p, m, s = r.get("params", {}), r.get("metrics") or {}, r.get("scores", {})
     minutes = r.get("timings", {}).get("total_s")
-    return [r["exp"], r.get("started", "")[:16].replace("T", " "), r.get("kind", ""), _model_name(r),
+    kind = r.get("kind", "") + (" (failed)" if r.get("status") == "failed" else "")
+    return [r["exp"], r.get("started", "")[:16].replace("T", " "), kind, _model_name(r),
             _fmt(p.get("frames")), _fmt(p.get("tta")), _fmt(p.get("aggregate")),
             r.get("status") or _fmt(m.get("macro_f1")), _loo_cell(m), _fmt(m.get("loo_reals_called_real"), 3),
             f"{minutes / 60:.1f} min" if minutes is not None else "", _fmt(s.get("public")), _fmt(s.get("private")),

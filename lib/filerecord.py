@@ -13,7 +13,7 @@ Box = list[int]  # x0, y0, x1, y1 in pixels of the full frame (x1/y1 exclusive)
 class FileRecord:
     """One media file after preprocessing: its crops' cache key, frames read, faces found, why it failed, timings."""
 
-    filename: str
+    filename: str  # the bare name, escaped when it is not valid UTF-8 (lib.names.escape)
     kind: str | None  # "image" | "video" (from the extension) | None
     key: str | None = None  # cache entry of its crops; None when preprocessing failed (nothing cached, retried next run)
     cached: bool = False  # the entry was already in the cache at this run
@@ -32,6 +32,9 @@ class FileRecord:
     detect_s: float = 0.0  # seconds spent detecting and cropping in this run (0 on a cache hit)
     bytes: int = 0  # size of its cache entry
     worker_rss_mb: float = 0.0  # peak resident memory of the worker process that handled it
+    name_escaped: bool = False  # ``filename`` is the escaped form of a name that is not valid UTF-8
+    link: str = ""  # "followed" / "refused": the file is a link to a file outside its data folder (follow_links)
+    cache_repair: str = ""  # its cache entry failed to load in this run: which entry, why, where it was moved
 
     @property
     def has_crops(self) -> bool:

@@ -146,9 +146,40 @@ def _true_count(path: Path, reported: int, first: _Walk | None, notes: list[str]
 
 
 @contextmanager
+def opencv_path(path: str | Path) -> Iterator[str]:
+    """A path OpenCV can open for ``path``: itself, or for a name that is not valid UTF-8 (which crashes OpenCV's
+    string conversion) the file's open descriptor under /proc/self/fd, else a link with a plain name."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        yield text
+        return
+    if os.path.isdir("/proc/self/fd"):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as e:
+            raise MediaError(f"cannot open the file ({e.strerror})") from e
+        try:
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kit-video-") as tmp:
+        link = Path(tmp) / f"video{Path(text).suffix.encode('ascii', 'replace').decode()}"
+        link.symlink_to(Path(path).resolve())
+        yield str(link)
+
+
+@contextmanager
 def _capture(path: Path) -> Iterator[tuple[cv2.VideoCapture, int]]:
     """An open capture with auto-rotation requested, and the rotation the reader must still apply itself."""
-    cap = cv2.VideoCapture(str(path))
+    with opencv_path(path) as name:
+        cap = cv2.VideoCapture(name)
     try:
         if not cap.isOpened():
             raise MediaError("OpenCV cannot open the file as a video (not a video, or a broken/truncated container)")

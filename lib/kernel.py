@@ -207,6 +207,7 @@ def task_notebook(exp: str, task: dict[str, Any]) -> nbformat.NotebookNode:
 
 _HELP = {"data_dir": "the server's flat test folder", "model": "model folder inside this bundle",
          "cache_dir": "'' means a temporary folder outside the bundle, deleted after the run",
+         "follow_links": "a link in ./data to a file outside it: True → read it, False → refuse it (a fallback row)",
          "model_name": "the name aif.submit gives this submission", "exp": "the experiment this bundle was built from"}
 
 
@@ -405,7 +406,13 @@ def _reference(manifest: dict[str, Any], data: Path, workdir: Path) -> tuple[dic
                            full["precision"], full["torch_compile"])
     pred = predict.predict_folder(data, lm, InferOptions.from_params(full), cache_dir=Path(workdir) / "ref-cache",
                                   workers=0, keep_cache=False, progress=False)
-    return dict(zip(pred.table["filename"], pred.table["prob_fake"])), note
+    return _probs_by_file(pred.table), note
+
+
+def _probs_by_file(table: Any) -> dict[str, float]:
+    """prob_fake by file; an escaped name (not valid UTF-8) is marked, so it never meets a valid name of that text."""
+    escaped = table["name_escaped"].astype(str) == "True" if "name_escaped" in table else [False] * len(table)
+    return {f"{n} (escaped)" if e else n: float(p) for n, p, e in zip(table["filename"], table["prob_fake"], escaped)}
 
 
 def _defaults() -> dict[str, Any]:
@@ -497,7 +504,7 @@ def _equivalence(run: Path, manifest: dict[str, Any], data: Path, tmp: Path, tol
     """The bundle's per-file probabilities must equal the kit's own infer path on the same data."""
     import pandas as pd
 
-    bundle_probs = pd.read_csv(run / "predictions.csv", keep_default_na=False).set_index("filename")["prob_fake"]
+    bundle_probs = _probs_by_file(pd.read_csv(run / "predictions.csv", keep_default_na=False))
     ref, note = _reference(manifest, data, tmp)
     diffs = {f: abs(float(bundle_probs.get(f, float("nan"))) - p) for f, p in ref.items()}
     worst = max(diffs.values(), default=0.0)

@@ -36,6 +36,15 @@ def list_other_files(folder: str | Path) -> list[Path]:
     return [p for p in _entries(folder) if p not in media]
 
 
+def link_outside(path: str | Path) -> Path | None:
+    """Where ``path`` leads when it is a symbolic link to a file outside its own folder; None otherwise."""
+    path = Path(path)
+    if not path.is_symlink():
+        return None
+    target = path.resolve()
+    return None if path.parent.resolve() in target.parents else target
+
+
 def _entries(folder: str | Path) -> list[Path]:
     """All entries of ``folder`` sorted by name; ParameterError when it is not an existing folder."""
     root = Path(folder)

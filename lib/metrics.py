@@ -21,8 +21,12 @@ def read_labels(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise ParameterError("labels", str(path), "a CSV with columns filename,label (or '' for none)", why="no such file")
     # text columns stay text: an origin such as FaceForensics++'s "000" must not become the number 0
-    df = pd.read_csv(path, dtype={c: str for c in ("filename", "source", "kind", "origin", "split")},
-                     keep_default_na=False)
+    try:
+        df = pd.read_csv(path, dtype={c: str for c in ("filename", "source", "kind", "origin", "split")},
+                         keep_default_na=False, encoding="utf-8")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise ParameterError("labels", str(path), "a UTF-8 CSV with columns filename,label",
+                             why=f"it cannot be read ({str(e).splitlines()[0]})") from e
     missing = {"filename", "label"} - set(df.columns)
     if missing:
         raise ParameterError("labels", str(path), "a CSV with columns filename,label", why=f"missing columns {sorted(missing)}")

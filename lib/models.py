@@ -75,6 +75,25 @@ def _check_loading_info(model: str, info: dict[str, Any]) -> None:
                              "Check that the folder holds the checkpoint of this exact architecture and head.")
 
 
+def _load(model: str, source: str) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """``backbones.load_pretrained``; weights that cannot be read (a truncated or damaged safetensors file) or do not
+    fit the architecture (tensor sizes) are a ParameterError naming the model folder."""
+    from safetensors import SafetensorError
+
+    try:
+        return load_pretrained(source)
+    except ParameterError:  # ModelLoadError included: already says what is wrong
+        raise
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "ignore_mismatched_sizes" in first:  # transformers printed its load report to the log
+            first = "the sizes of its weights do not match the architecture in its config.json (load report above)"
+        elif isinstance(e, SafetensorError):
+            first = f"its weights file cannot be read, truncated or damaged? ({first})"
+        raise ParameterError("model", model, "a local model folder or a hub id available offline",
+                             why=f"{source} cannot be loaded: {first}") from e
+
+
 def _quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
     """Dynamic int8 quantisation of every Linear layer (weights int8, activations quantised on the fly), CPU only."""
     import warnings
@@ -92,11 +111,7 @@ def load_model(model: str, device: str = "auto", precision: str = "auto", torch_
     """
     source = model_source(model)
     dev = resolve_device(device)
-    try:
-        module, info = load_pretrained(source)
-    except (OSError, ValueError, KeyError) as e:
-        raise ParameterError("model", model, "a local model folder or a hub id available offline",
-                             why=f"it cannot be loaded ({str(e).splitlines()[0]})") from e
+    module, info = _load(model, source)
     _check_loading_info(model, info)
     id2label = {int(k): str(v) for k, v in module.config.id2label.items()}
     used = effective_precision(dev, precision)

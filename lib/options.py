@@ -67,16 +67,19 @@ class PrepSettings(CropOptions):
 
 @dataclass(frozen=True)
 class InferOptions(CropOptions):
-    """What decides the predictions besides the model: the crops (at the model's size), TTA, aggregation, threshold."""
+    """What decides the predictions besides the model: the crops (at the model's size), TTA, aggregation, threshold,
+    and which files are read (``follow_links``)."""
 
     tta: str = "none"
     aggregate: str = "mean"
     batch_size: int = 64
     threshold: float | str = 0.5  # or "model": the threshold train.ipynb stored with the model
     fallback_prob: float = 0.0
+    follow_links: bool = True  # a link in data_dir to a file outside it: read it (True) or refuse it (a fallback row)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        checks.boolean("follow_links", self.follow_links)
         tta.TTA.get(self.tta)
         aggregate.AGGREGATORS.get(self.aggregate)
         checks.positive_int("batch_size", self.batch_size, "crops per forward pass")

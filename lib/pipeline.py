@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing as mp
+import shutil
 import sys
 from collections import defaultdict, deque
 from pathlib import Path
@@ -15,9 +16,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import aggregate as agg
-from . import cache, checks, faces, frames, tta
+from . import cache, checks, faces, frames, media, names, tta
 from .cache import CropEntry
-from .errors import MediaError
+from .errors import DiskFullError, MediaError, size_text
 from .filerecord import SUMMARY_COLUMNS, FileRecord
 from .media import media_kind
 from .options import PrepSettings
@@ -25,6 +26,9 @@ from .paths import CROP_CACHE
 
 FALLBACK_PROB = "fallback_prob"  # the fallback a file with no usable crop gets
 FALLBACK_EXCEPTION = "exception"  # the same value, for a file whose preprocessing raised an unexpected exception
+DISK_ADVICE = ("Free space there, or set cache_dir to a folder on a bigger disk, and rerun: files already cached are "
+               "not recomputed.")
+_FILE = "{file}"  # stands for the file's path in the texts of a cached record (identical bytes under other names)
 
 
 def _crops_of(fr: frames.FrameRead, prep: PrepSettings, record: FileRecord) -> list[np.ndarray]:
@@ -48,7 +52,7 @@ def prepare_file(path: Path, prep: PrepSettings) -> CropEntry:
     """Decode, detect and crop one file. A file that cannot be read gives an entry with no crops and its reason."""
     t0 = perf_counter()
     empty = np.zeros((0, prep.size, prep.size, 3), np.uint8)
-    record = FileRecord(path.name, media_kind(path))
+    record = FileRecord(names.escape(path.name), media_kind(path))
     try:
         fr = frames.read_frames(path, prep.frames)
     except MediaError as e:
@@ -63,33 +67,63 @@ def prepare_file(path: Path, prep: PrepSettings) -> CropEntry:
 
 def _failed(path: Path, reason: str, exception: bool = False) -> FileRecord:
     """The record of a file whose preprocessing failed (not cached, so a rerun tries again)."""
-    return FileRecord(path.name, media_kind(path), error=reason, exception=exception)
+    return FileRecord(names.escape(path.name), media_kind(path), error=reason, exception=exception)
 
 
-def _prepare_cached(job: tuple[Path, PrepSettings, Path]) -> FileRecord:
+def _prepare_cached(job: tuple[Path, PrepSettings, Path, bool]) -> FileRecord:
     """Worker: the file's record, its crops computed and cached on a miss."""
-    path, prep, cache_dir = job
-    record = _prepare_one(path, prep, cache_dir)
+    path, prep, cache_dir, follow_links = job
+    record = _prepare_one(path, prep, cache_dir, follow_links)
     record.worker_rss_mb = _peak_rss_mb()
     return record
 
 
-def _prepare_one(path: Path, prep: PrepSettings, cache_dir: Path) -> FileRecord:
+def _prepare_one(path: Path, prep: PrepSettings, cache_dir: Path, follow_links: bool = True) -> FileRecord:
+    """The file's record: a cache hit, else decoded, detected, cropped and cached. An entry that fails to load is
+    moved aside and recomputed; a link out of the data folder is refused when ``follow_links`` is False."""
+    target = media.link_outside(path)
+    if target is not None and not follow_links:
+        why = f"a link to {target}, outside the data folder: not read (follow_links=False)"
+        return _for_file(_failed(path, why), path, target, follow_links)
     try:
         key = cache.entry_key(path, prep)
     except OSError as e:
-        return _failed(path, f"cannot read the file: {e}")
-    hit = cache.load_record(cache_dir, key)
-    if hit is not None:
-        # identical bytes under another name share the entry: the name is this file's
-        return hit.but(filename=path.name, key=key, cached=True, decode_s=0.0, detect_s=0.0,
-                       bytes=cache.entry_path(cache_dir, key).stat().st_size)
+        return _for_file(_portable(_failed(path, f"cannot read the file: {e}"), path), path, target, follow_links)
+    hit, repair = cache.lookup(cache_dir, key, prep.size)
+    if hit is not None:  # identical bytes under another name share the entry: names and texts are this file's
+        record = hit.record.but(key=key, cached=True, decode_s=0.0, detect_s=0.0,
+                                bytes=cache.entry_size(cache_dir, key))
+        return _for_file(record, path, target, follow_links)
     try:
         entry = prepare_file(path, prep)
     except Exception as e:  # one broken file never aborts a run: recorded as its fallback reason, not cached
-        return _failed(path, f"{type(e).__name__}: {e}", exception=True)
-    dest = cache.save(cache_dir, key, entry)
-    return entry.record.but(key=key, cached=False, bytes=dest.stat().st_size)
+        failed = _portable(_failed(path, f"{type(e).__name__}: {e}", exception=True), path)
+        return _for_file(failed, path, target, follow_links, repair)
+    entry.record = _portable(entry.record, path)
+    dest = cache.save(cache_dir, key, entry)  # a full disk raises DiskFullError: the run stops (see infer_files)
+    return _for_file(entry.record.but(key=key, cached=False, bytes=dest.stat().st_size), path, target, follow_links,
+                     repair)
+
+
+def _portable(record: FileRecord, path: Path) -> FileRecord:
+    """The record with its path written as ``{file}`` in its texts, so that a hit under another name names that one."""
+    def sub(text: str) -> str:
+        for form in (str(path), repr(str(path))[1:-1]):
+            text = text.replace(form, _FILE)
+        return text
+
+    return record.but(error=sub(record.error), note=sub(record.note))
+
+
+def _for_file(record: FileRecord, path: Path, target: Path | None, follow_links: bool, repair: str = "") -> FileRecord:
+    """The record as this run reports it: this file's (escaped) name in its texts, its link and cache repair."""
+    name = names.escape(path.name)
+    note = record.note.replace(_FILE, name)
+    if target is not None and follow_links:
+        note = "; ".join(filter(None, [note, f"a link to {target}, outside the data folder: followed"]))
+    link = "" if target is None else "followed" if follow_links else "refused"
+    return record.but(filename=name, name_escaped=not names.is_utf8(path.name), error=record.error.replace(_FILE, name),
+                      note=note, link=link, cache_repair=f"{repair}; recomputed" if repair else "")
 
 
 def _peak_rss_mb() -> float:
@@ -113,19 +147,20 @@ def _pool(n: int) -> Any:
 
 
 def prepare_stream(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | None = None, workers: int = -1,
-                   ahead: int = 0, progress: bool = True) -> Iterator[FileRecord]:
+                   ahead: int = 0, progress: bool = True, follow_links: bool = True) -> Iterator[FileRecord]:
     """The record of each file, in order, as soon as its crops are cached.
 
     Worker processes run at most ``ahead`` files (0: 4 per worker) beyond the one being consumed, so a consumer
-    that is slower (the model) bounds the work, the disk and the memory in flight.
+    that is slower (the model) bounds the work, the disk and the memory in flight. A cache entry that had to be
+    repaired is reported as it passes; a full disk raises ``DiskFullError``.
     """
     cache_dir = Path(cache_dir or CROP_CACHE)
-    jobs = [(Path(f), prep, cache_dir) for f in files]
+    jobs = [(Path(f), prep, cache_dir, follow_links) for f in files]
     n = checks.workers(workers)
     with tqdm(total=len(jobs), desc="preprocess", unit="file", disable=not progress) as bar:
         if n == 0 or len(jobs) <= 1:
             for job in jobs:
-                yield _prepare_cached(job)
+                yield _reported(_prepare_cached(job))
                 bar.update()
             return
         with _pool(min(n, len(jobs))) as pool:
@@ -137,14 +172,44 @@ def prepare_stream(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | 
                 for job in itertools.islice(todo, 1):
                     pending.append(pool.apply_async(_prepare_cached, (job,)))
                 bar.update()
-                yield record
+                yield _reported(record)
+
+
+def _reported(record: FileRecord) -> FileRecord:
+    if record.cache_repair:
+        tqdm.write(f"{record.filename}: {record.cache_repair}", file=sys.stderr)
+    return record
 
 
 def preprocess(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | None = None, workers: int = -1,
-               progress: bool = True) -> list[FileRecord]:
+               progress: bool = True, follow_links: bool = True) -> list[FileRecord]:
     """Fill the crop cache for ``files``; returns one record per file, in order (``cached`` tells hits)."""
-    files = list(files)
-    return list(prepare_stream(files, prep, cache_dir, workers, ahead=len(files), progress=progress))
+    files, records = list(files), []
+    try:
+        records.extend(prepare_stream(files, prep, cache_dir, workers, len(files), progress, follow_links))
+    except DiskFullError as e:
+        raise full_disk(e, Path(cache_dir or CROP_CACHE), records, len(files), None,
+                        f"the {len(records)} files before it are cached") from e
+    return records
+
+
+def full_disk(e: DiskFullError, cache_dir: Path, done: list[FileRecord], n_files: int, window: int | None,
+              outcome: str) -> DiskFullError:
+    """The error a run stops with when the cache's disk is full: the folder, the space still needed (the mean
+    entry size so far times the files left, or the look-ahead's files when entries are deleted once read), and
+    ``outcome`` (what was kept)."""
+    sizes = [r.bytes for r in done if r.key] or [e.needed]
+    each = max(sum(sizes) / len(sizes), 1)
+    left = n_files - len(done)
+    need = each * (min(left, window) if window else left)
+    try:
+        free = f"; {size_text(shutil.disk_usage(cache_dir).free)} free now"
+    except OSError:
+        free = ""
+    msg = (f"the disk holding the crop cache {cache_dir} is full ({e.detail}) after {len(done)} of {n_files} files: "
+           f"about {size_text(need)} more is needed there for the other {left} files ({size_text(each)} each{free}). "
+           f"{outcome}.")
+    return DiskFullError(str(cache_dir), int(need), e.detail, msg, DISK_ADVICE)
 
 
 def stage_times(records: list[FileRecord]) -> dict[str, float]:
@@ -153,21 +218,41 @@ def stage_times(records: list[FileRecord]) -> dict[str, float]:
             "detect_s": float(sum(r.detect_s for r in records)),
             "cache_hits": int(sum(r.cached for r in records)),
             "worker_peak_rss_mb": float(max((r.worker_rss_mb for r in records), default=0.0)),
-            "cache_misses": int(sum(not r.cached for r in records))}
+            "cache_misses": int(sum(not r.cached for r in records)),
+            "cache_repaired": int(sum(bool(r.cache_repair) for r in records))}
 
 
 def _views_stream(records: Iterable[FileRecord], cache_dir: Path, views: list[tta.View], seen: list[FileRecord],
                   keep_cache: bool = True) -> Iterator[tuple[int, np.ndarray]]:
     """TTA views of each file's cached crops, in order; every record passing through is appended to ``seen``."""
     for i, r in enumerate(records):
+        crops = None
+        if r.has_crops:
+            crops, r = _read_crops(cache_dir, r)
         seen.append(r)
-        if not r.key:
-            continue
-        crops = cache.load_crops(cache_dir, r) if r.n_crops > 0 else None
-        if not keep_cache:
+        if r.key and not keep_cache:
             cache.entry_path(cache_dir, r.key).unlink(missing_ok=True)
         if crops is not None:
             yield i, tta.apply(crops, views)
+
+
+def _read_crops(cache_dir: Path, r: FileRecord) -> tuple[np.ndarray | None, FileRecord]:
+    """A record's crops. An entry that fails to load here, after its worker checked it, is moved aside and the file
+    gets its fallback, with the report as its reason (a rerun recomputes it)."""
+    try:
+        return cache.load_crops(cache_dir, r), r
+    except cache.CORRUPT as e:
+        report = cache.quarantine(cache_dir, r.key, f"{type(e).__name__}: {e}")
+        tqdm.write(f"{r.filename}: {report}", file=sys.stderr)
+        return None, r.but(key=None, n_crops=0, error=f"{report}; a rerun recomputes it", cache_repair=report)
+
+
+def _until_disk_full(records: Iterable[FileRecord], stopped: list[DiskFullError]) -> Iterator[FileRecord]:
+    """``records`` until a full disk stops them (the error is appended to ``stopped``)."""
+    try:
+        yield from records
+    except DiskFullError as e:
+        stopped.append(e)
 
 
 class _Waited:
@@ -249,7 +334,8 @@ def predict_frames(lm: Any, records: list[FileRecord], tta_name: str = "none", b
 
 def infer_files(files: list[Path], lm: Any, prep: PrepSettings, tta_name: str = "none", batch_size: int = 64,
                 cache_dir: Path | None = None, workers: int = -1, keep_cache: bool = True, ahead: int = 0,
-                progress: bool = True) -> tuple[list[FileRecord], dict[int, np.ndarray], dict[str, float]]:
+                progress: bool = True, follow_links: bool = True
+                ) -> tuple[list[FileRecord], dict[int, np.ndarray], dict[str, float]]:
     """Preprocess and predict ``files`` with the two overlapping.
 
     Worker processes decode, detect and cache crops at most ``ahead`` files ahead of the model, which packs the
@@ -257,19 +343,30 @@ def infer_files(files: list[Path], lm: Any, prep: PrepSettings, tta_name: str = 
     cache entry is deleted once read, so the disk holds at most the look-ahead's crops. Returns records, per-frame
     probabilities and timings: ``preprocess_s`` is the time the model side waited for crops, ``predict_s`` the rest
     of the wall time, ``decode_s``/``detect_s`` the CPU seconds summed over workers.
+
+    A full disk stops the preprocessing: the files already read are still predicted, and the ``DiskFullError``
+    raised then carries them as ``partial`` (records, probabilities, timings).
     """
     views = tta.get(tta_name)
     cache_dir = Path(cache_dir or CROP_CACHE)
-    stream = _Waited(prepare_stream(files, prep, cache_dir, workers, ahead, progress))
+    stopped: list[DiskFullError] = []
+    stream = _Waited(_until_disk_full(prepare_stream(files, prep, cache_dir, workers, ahead, progress, follow_links),
+                                      stopped))
     records: list[FileRecord] = []
     t0 = perf_counter()
     probs, model_s = _run_model(lm, _views_stream(stream, cache_dir, views, records, keep_cache), len(views),
                                 batch_size, None, progress)
     wall = perf_counter() - t0
+    window = (ahead or 4 * max(1, checks.workers(workers))) + 1
     sizes = sorted((r.bytes for r in records), reverse=True)
-    peak = sum(sizes) if keep_cache else sum(sizes[:(ahead or 4 * max(1, checks.workers(workers))) + 1])
-    return records, probs, {"preprocess_s": stream.wait_s, "predict_s": wall - stream.wait_s, "model_s": model_s,
-                            "cache_peak_bytes": peak, **stage_times(records)}
+    times = {"preprocess_s": stream.wait_s, "predict_s": wall - stream.wait_s, "model_s": model_s,
+             "cache_peak_bytes": sum(sizes) if keep_cache else sum(sizes[:window]), **stage_times(records)}
+    if stopped:
+        error = full_disk(stopped[0], cache_dir, records, len(files), None if keep_cache else window,
+                          f"The {len(records)} files before it were predicted")
+        error.partial = (records, probs, times)
+        raise error from stopped[0]
+    return records, probs, times
 
 
 def _fallback(record: FileRecord, no_face: str, has_probs: bool) -> tuple[str, str]:
@@ -286,6 +383,10 @@ def _fallback(record: FileRecord, no_face: str, has_probs: bool) -> tuple[str, s
     return "", ""
 
 
+PREDICTION_COLUMNS = ["filename", "kind", "prob_fake", "label", "frames_read", "faces_found", "crops", "fallback",
+                      "reason", "note", "name_escaped"]
+
+
 def file_predictions(records: list[FileRecord], frame_probs: dict[int, np.ndarray], aggregate: str = "mean",
                      threshold: float = 0.5, fallback_prob: float = 0.0, no_face: str = "skip") -> pd.DataFrame:
     """One row per file: prob_fake, label and the fallback used (with its reason)."""
@@ -296,8 +397,9 @@ def file_predictions(records: list[FileRecord], frame_probs: dict[int, np.ndarra
         p = combine(np.asarray(frame_probs[i], np.float64)) if i in frame_probs else float(fallback_prob)
         rows.append({"filename": r.filename, "kind": r.kind, "prob_fake": p, "label": int(p >= threshold),
                      "frames_read": r.frames_read, "faces_found": r.faces_found, "crops": r.n_crops,
-                     "fallback": fallback, "reason": reason, "note": r.note})
-    return pd.DataFrame(rows)
+                     "fallback": fallback, "reason": names.escape(reason), "note": names.escape(r.note),
+                     "name_escaped": r.name_escaped})
+    return pd.DataFrame(rows, columns=PREDICTION_COLUMNS)
 
 
 def labelled_crops(data_dir: Path, labels_csv: Path, prep: PrepSettings, workers: int = -1,
@@ -321,14 +423,24 @@ def labelled_crops(data_dir: Path, labels_csv: Path, prep: PrepSettings, workers
     return np.concatenate(crops), np.asarray(y), names
 
 
-def summarize(predictions: pd.DataFrame, other_files: Iterable[Path] = ()) -> dict[str, Any]:
-    """Counts for the run summary: files by kind, fallbacks by kind and by reason, ignored non-media files."""
+def summarize(predictions: pd.DataFrame, other_files: Iterable[Path] = (),
+              records: Iterable[FileRecord] = ()) -> dict[str, Any]:
+    """Counts for the run summary: files by kind, fallbacks by kind and by reason, ignored non-media files; names
+    that only predictions.csv can hold (escaped); with the records, links out of the data folder and cache repairs."""
     fb = predictions[predictions["fallback"] != ""]
-    return {"files": int(len(predictions)), "by_kind": predictions["kind"].value_counts().to_dict(),
-            "fake_predicted": int(predictions["label"].sum()), "fallback_files": int(len(fb)),
-            "fallbacks": fb["fallback"].value_counts().to_dict(), "fallback_reasons": fb["reason"].value_counts().to_dict(),
-            "frames_read": int(predictions["frames_read"].sum()), "faces_found": int(predictions["faces_found"].sum()),
-            "ignored_files": sorted(Path(f).name for f in other_files)}
+    escaped = predictions["name_escaped"].astype(bool) if "name_escaped" in predictions else None
+    out = {"files": int(len(predictions)), "by_kind": predictions["kind"].value_counts().to_dict(),
+           "fake_predicted": int(predictions["label"].sum()), "fallback_files": int(len(fb)),
+           "fallbacks": fb["fallback"].value_counts().to_dict(), "fallback_reasons": fb["reason"].value_counts().to_dict(),
+           "frames_read": int(predictions["frames_read"].sum()), "faces_found": int(predictions["faces_found"].sum()),
+           "ignored_files": sorted(names.escape(Path(f).name) for f in other_files),
+           "escaped_names": predictions.loc[escaped, "filename"].tolist() if escaped is not None else []}
+    records = list(records)
+    if records:
+        links = {how: [r.filename for r in records if r.link == how] for how in ("followed", "refused")}
+        out["links_outside_data_dir"] = {**{how: len(v) for how, v in links.items()}, "files": links}
+        out["cache_repaired"] = [f"{r.filename}: {r.cache_repair}" for r in records if r.cache_repair]
+    return out
 
 
 def preprocess_table(records: list[FileRecord]) -> pd.DataFrame:

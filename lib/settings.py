@@ -23,7 +23,7 @@ _IPYTHON = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
 # the crop settings and preprocessing workers, shared by preprocess, infer and train
 _CROPS = CROP_KEYS + ("workers", "cache_dir")
-_COMMON = ("data_dir", "model") + _CROPS
+_COMMON = ("data_dir", "model") + _CROPS + ("follow_links",)
 PREPROCESS_KEYS = _COMMON + ("size",)
 INFER_KEYS = _COMMON + ("labels", "tta", "aggregate", "batch_size", "threshold", "fallback_prob", "device",
                         "precision", "torch_compile", "exp")
@@ -75,7 +75,7 @@ def check_prep(p: dict[str, Any]) -> dict[str, Any]:
     if isinstance(p.get("size", 0), bool) or not isinstance(p.get("size", 0), int) or p.get("size", 0) < 0:
         raise ParameterError("size", p["size"], "0 (the model's input size) or a positive integer")
     return {"data_dir": data_dir(p["data_dir"]), "model": checks.model_source(p["model"]),
-            "workers": checks.workers(p["workers"]),
+            "workers": checks.workers(p["workers"]), "follow_links": checks.boolean("follow_links", p["follow_links"]),
             "cache_dir": (resolve(p["cache_dir"]) if p["cache_dir"] else None)}
 
 
@@ -86,8 +86,26 @@ def check_infer(p: dict[str, Any]) -> dict[str, Any]:
     checks.choice("device", p["device"], DEVICES)
     checks.boolean("torch_compile", p["torch_compile"])
     checks.choice("precision", p["precision"], PRECISIONS)
-    return {**out, "options": options, "labels": checks.optional_file("labels", p["labels"]),
-            "exp": checks.exp_name(p["exp"])}
+    labels = checks.optional_file("labels", p["labels"])
+    if labels is not None:
+        labels_overlap(labels, out["data_dir"], p["labels"])
+    return {**out, "options": options, "labels": labels, "exp": checks.exp_name(p["exp"])}
+
+
+def labels_overlap(labels: Path, folder: Path, value: str) -> int:
+    """How many media files of ``folder`` the labels file names; a file that names none of them (or that is not a
+    labels CSV) is a ParameterError now, before any prediction is made."""
+    from . import media, names
+    from .metrics import read_labels
+
+    known = {names.escape(f.name) for f in media.list_media(folder)}
+    listed = read_labels(labels)["filename"].astype(str)
+    common = int(listed.isin(known).sum())
+    if not common:
+        raise ParameterError("labels", value, "a labels CSV whose filename column names files of data_dir, or ''",
+                             why=f"none of its {len(listed)} filenames (e.g. {listed.head(3).tolist()}) is one of the "
+                                 f"{len(known)} media files in {folder}")
+    return common
 
 
 def check_eda(p: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,9 @@
-"""Write submission.csv and check it against the data folder before a submission is spent."""
+"""Write submission.csv and check it against the data folder before a submission is spent.
+
+The server reads ``filename,label`` in UTF-8, one row per test file. Names are written byte for byte, quoted the
+CSV way when they hold a comma, a quote, CR or LF. A name that is not valid UTF-8 cannot be written in a UTF-8 file:
+its row is left out (the rest of the file stays valid) and the check names the file (escaped, ``lib.names``).
+"""
 
 from __future__ import annotations
 
@@ -6,52 +11,80 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import names
 from .media import list_media
 
 COLUMNS = ["filename", "label"]
 SUBMISSION = "submission.csv"
 
 
+class SubmissionError(ValueError):
+    """A submission.csv that the server would not score as intended; the message lists every problem."""
+
+
 def write_submission(predictions: pd.DataFrame, path: Path) -> Path:
-    """Write ``filename,label`` (label an int 0/1), one row per file, in the predictions' order."""
-    out = predictions[COLUMNS].copy()
-    out["label"] = out["label"].astype(int)
+    """Write ``filename,label`` (label an int 0/1), one row per file, in the predictions' order; rows whose name is
+    escaped (``name_escaped``: not valid UTF-8) are left out."""
+    escaped = predictions["name_escaped"].astype(bool) if "name_escaped" in predictions else \
+        pd.Series(False, index=predictions.index)
+    rows = [f"{names.csv_field(str(n))},{int(y)}\n" for n, y, e in
+            zip(predictions["filename"], predictions["label"], escaped) if not e and names.is_utf8(str(n))]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(path, index=False)
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        f.write(",".join(COLUMNS) + "\n" + "".join(rows))
     return path
 
 
-def submission_problems(path: Path, data_dir: Path) -> list[str]:
-    """Everything wrong with ``path`` as a submission for the media in ``data_dir`` (empty when it is valid)."""
+def unnamed_files(data_dir: Path) -> list[str]:
+    """The media files of ``data_dir`` whose names a UTF-8 submission cannot hold (escaped names)."""
+    return [names.escape(p.name) for p in list_media(data_dir) if not names.is_utf8(p.name)]
+
+
+def unnamed_message(unnamed: list[str]) -> str:
+    """What to tell about files that submission.csv cannot name."""
+    shown = ", ".join(repr(n) for n in unnamed[:5]) + (f" and {len(unnamed) - 5} more" if len(unnamed) > 5 else "")
+    return (f"{len(unnamed)} media files have names that are not valid UTF-8, which a UTF-8 submission.csv cannot "
+            f"hold, so they have no row there (predictions.csv has them, escaped: bytes that are not UTF-8 as \\xNN, "
+            f"backslashes doubled): {shown}; rename them to UTF-8 names to have them scored")
+
+
+def submission_problems(path: Path, data_dir: Path, unnamed_ok: bool = False) -> list[str]:
+    """Everything wrong with ``path`` as a submission for the media in ``data_dir`` (empty when it is valid).
+
+    ``unnamed_ok``: files whose names UTF-8 cannot carry are not expected to have a row (and not reported)."""
     path = Path(path)
     if not path.is_file():
         return [f"{path} does not exist"]
-    df = pd.read_csv(path, dtype={"filename": str}, keep_default_na=False)
+    try:
+        df = pd.read_csv(path, dtype={"filename": str}, keep_default_na=False, encoding="utf-8")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        return [f"{path} cannot be read as a UTF-8 CSV: {e}"]
     if list(df.columns) != COLUMNS:
         return [f"columns are {list(df.columns)}, expected {COLUMNS}"]
-    problems = []
-    expected = {p.name for p in list_media(data_dir)}
-    names = df["filename"].tolist()
-    dup = sorted({n for n in names if names.count(n) > 1})
-    missing, extra = sorted(expected - set(names)), sorted(set(names) - expected)
+    unnamed = unnamed_files(data_dir)
+    problems = [] if unnamed_ok or not unnamed else [unnamed_message(unnamed)]
+    expected = {p.name for p in list_media(data_dir) if names.is_utf8(p.name)}
+    listed = df["filename"].tolist()
+    dup = sorted({n for n in listed if listed.count(n) > 1})
+    missing, extra = sorted(expected - set(listed)), sorted(set(listed) - expected)
     if dup:
         problems.append(f"{len(dup)} filenames appear more than once: {dup[:5]}")
     if missing:
         problems.append(f"{len(missing)} media files have no row: {missing[:5]}")
     if extra:
         problems.append(f"{len(extra)} rows name no media file in {data_dir}: {extra[:5]}")
-    no_ext = [n for n in names if not Path(n).suffix or "/" in n or "\\" in n]
-    if no_ext:
-        problems.append(f"{len(no_ext)} filenames are not bare names with an extension: {no_ext[:5]}")
+    not_bare = [n for n in listed if not Path(n).suffix or "/" in n]  # a backslash is a valid character of a name
+    if not_bare:
+        problems.append(f"{len(not_bare)} filenames are not bare names with an extension: {not_bare[:5]}")
     bad = df[~df["label"].astype(str).isin(["0", "1"])]
     if len(bad):
         problems.append(f"{len(bad)} labels are not the integers 0/1: {bad['label'].astype(str).tolist()[:5]}")
     return problems
 
 
-def check_submission(path: Path, data_dir: Path) -> None:
-    """Raise ValueError listing every problem of the submission; return quietly when it is valid."""
-    problems = submission_problems(path, data_dir)
+def check_submission(path: Path, data_dir: Path, unnamed_ok: bool = False) -> None:
+    """Raise SubmissionError listing every problem of the submission; return quietly when it is valid."""
+    problems = submission_problems(path, data_dir, unnamed_ok)
     if problems:
-        raise ValueError(f"invalid submission {path}:\n- " + "\n- ".join(problems))
+        raise SubmissionError(f"invalid submission {path}:\n- " + "\n- ".join(problems))

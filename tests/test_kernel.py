@@ -164,3 +164,31 @@ def test_submit_cell_does_nothing_without_a_key(tmp_path, tiny_vit, monkeypatch,
     monkeypatch.setenv("HOME", str(tmp_path))
     exec(cell.source, {"Path": Path, "model_name": "exp-k"})  # would import aifactory (not installed) with a key
     assert "submit skipped" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_check_passes_with_odd_names_and_names_the_files_utf8_cannot_carry(tmp_path, tiny_vit):
+    """Names with CR, LF, quotes, commas, backslashes, emoji, 255 bytes, links: PASS, the same numbers as the kit's own
+    infer. A name that is not UTF-8 has no row in a UTF-8 submission.csv: FAIL, naming the file and nothing else."""
+    import os
+
+    import odd_corpus
+    from lib import names
+
+    data = tmp_path / "odd-data"
+    raw = odd_corpus.make_odd_corpus(data, tmp_path / "outside")
+    latin1 = [r for r in raw if not names.is_utf8(os.fsdecode(r))]
+    moved = tmp_path / "held-back"
+    moved.mkdir()
+    for r in latin1:
+        os.replace(os.path.join(os.fsencode(data), r), os.path.join(os.fsencode(moved), r))
+    _build(tmp_path, tiny_vit)
+    report = kernel.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
+    assert report["verdict"] == "PASS", report["reasons"]
+    assert report["files"] == len(raw) - len(latin1) == report["equivalence"]["files"]
+    assert report["equivalence"]["max_abs_diff"] <= 1e-6
+    os.replace(os.path.join(os.fsencode(moved), b"caf\xe9.jpg"), os.path.join(os.fsencode(data), b"caf\xe9.jpg"))
+    report = kernel.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
+    assert report["verdict"] == "FAIL" and len(report["reasons"]) == 1, report["reasons"]
+    assert "1 media files have names that are not valid UTF-8" in report["reasons"][0]
+    assert "caf\\\\xe9.jpg" in report["reasons"][0] and report["equivalence"]["max_abs_diff"] <= 1e-6
