@@ -139,7 +139,8 @@ def test_sweep_parameters_are_checked_before_any_trial(fake_nb):
 def test_kit_notebook_values_are_checked_by_the_notebooks_own_checks(tmp_path):
     """infer's tta 'flop' is caught before any trial; threshold 'model' (a str for a float) is accepted."""
     labels = tmp_path / "labels.csv"
-    labels.write_text("filename,label\n", encoding="utf-8")
+    (tmp_path / "a.jpg").write_bytes(b"")  # a media file the labels name (infer checks that they overlap)
+    labels.write_text("filename,label\na.jpg,0\n", encoding="utf-8")
     fixed = {"data_dir": str(tmp_path), "labels": str(labels), "model": "owner/model", "workers": 0}
     ok = sweep.check({**sweep.DEFAULTS, "fixed": fixed, "space": "threshold: [0.4, model]\ntta: [none, flip]"})
     assert [d.name for d in ok.dims] == ["threshold", "tta"] and any("threshold is searched" in r for r in ok.rules)
