@@ -4,6 +4,7 @@ Modules, one concern each:
     paths        every folder the kit reads or writes
     errors       ParameterError, MediaError, ModelLoadError
     registry     name -> function registries that fail loudly on unknown names
+    progress     the one tqdm of every loop: widgets in JupyterLab, text under papermill, in scripts and logs
     media        list the media files of a flat data folder
     frames       sample and read frames from videos and images
     faces        face detectors, the crop every stage uses
@@ -34,5 +35,7 @@ import warnings
 
 __version__ = "0.1.0"
 
-# tqdm.auto falls back to text bars when ipywidgets is absent (papermill runs); that is fine and needs no warning.
+# The kit's own bars come from lib.progress and never warn. Other libraries' tqdm.auto bars (huggingface_hub's) warn
+# "IProgress not found" in a kernel without ipywidgets (an environment other than requirements.txt's) and then
+# print text bars, which is fine there.
 warnings.filterwarnings("ignore", message="IProgress not found")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import models, paths
 from .backbones import (
@@ -26,6 +25,7 @@ from .backbones import (
     write_preprocessor_config,
 )
 from .errors import ParameterError
+from .progress import tqdm
 
 ID2LABEL = {0: "real", 1: "fake"}
 PROB_TOLERANCE = 1e-4

@@ -13,7 +13,6 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import aggregate as agg
 from . import cache, faces, frames, tta
@@ -21,6 +20,7 @@ from .cache import CropEntry, PrepSettings
 from .errors import MediaError, ParameterError
 from .media import media_kind
 from .paths import CROP_CACHE
+from .progress import tqdm
 
 FALLBACK_PROB = "fallback_prob"  # the fallback a file with no usable crop gets
 FALLBACK_EXCEPTION = "exception"  # the same value, for a file whose preprocessing raised an unexpected exception

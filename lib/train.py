@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import augment, losses, strategies, traindata
 from .errors import ParameterError
@@ -23,6 +22,7 @@ from .metrics import macro_f1
 from .models import DEVICES, PRECISIONS, pixels, resolve_device, resolve_source
 from .paths import CACHE, MODELS, resolve
 from .pipeline import resolve_workers
+from .progress import tqdm
 from .settings import positive_int, number, prep_settings
 from .traindata import CropSet, TrainSamples
 
