@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,10 @@ def collect(namespace: dict[str, Any], allowed: tuple[str, ...], notebook: str) 
     A name that belongs to another of the kit's notebooks (``tta`` given to preprocess.ipynb through a shared params
     file) is ignored, with a note.
     """
+    cells = _parameter_cell_names(namespace)
     found = {k: v for k, v in namespace.items()
-             if not k.startswith("_") and k not in _IPYTHON and isinstance(v, _LITERAL)}
+             if not k.startswith("_") and k not in _IPYTHON and isinstance(v, _LITERAL)
+             and (cells is None or k in cells or k in allowed)}
     elsewhere = sorted(set(found) - set(allowed) & set(ALL_KEYS))
     if elsewhere:
         print(f"note: {notebook} ignores parameters of other notebooks: {', '.join(elsewhere)}")
@@ -59,6 +62,42 @@ def collect(namespace: dict[str, Any], allowed: tuple[str, ...], notebook: str) 
     if missing:
         raise ParameterError(missing[0], None, allowed, why=f"{notebook}'s parameters cell does not define it")
     return {k: found[k] for k in allowed}
+
+
+def _assigned_names(source: str) -> set[str] | None:
+    """The names a cell assigns when it holds nothing but ``name = value`` / ``name: type = value`` lines, else None."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None
+    names: set[str] = set()
+    for node in body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
+            else [None]
+        if not all(isinstance(t, ast.Name) for t in targets):
+            return None
+        names |= {t.id for t in targets}
+    return names or None
+
+
+def _parameter_cell_names(namespace: dict[str, Any]) -> set[str] | None:
+    """In an IPython kernel, the names assigned by the latest run of assignment-only cells before the running one
+    (the parameters cell, and papermill's injected cell after it); None elsewhere (a plain dict, or a kernel that keeps
+    no history: every name counts).
+
+    In JupyterLab the namespace also holds what earlier runs of the notebook computed (``cfg``, ``files``, ...): they
+    are neither parameters nor typos.
+    """
+    history = namespace.get("_ih")
+    if not isinstance(history, list):
+        return None
+    names: set[str] = set()
+    for source in reversed(history[:-1]):  # the last entry is the cell running now
+        assigned = _assigned_names(source)
+        if assigned is None and names:
+            break
+        names |= assigned or set()
+    return names or None
 
 
 def data_dir(value: str) -> Path:

@@ -1,0 +1,102 @@
+"""Notebooks used by a person as well as by papermill: parameters collected from a live IPython namespace (reruns,
+edited parameters, typos, list parameters given as text) and progress bars (widgets in JupyterLab, text elsewhere)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import nbformat
+import papermill as pm
+import pytest
+
+from lib import progress
+from lib.errors import ParameterError
+from lib.paths import NOTEBOOKS, ROOT
+
+
+@pytest.fixture()
+def shell():
+    """A fresh IPython shell whose cells are kept in its history, as a kernel's are."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    InteractiveShell.clear_instance()
+    sh = InteractiveShell.instance()
+    yield sh
+    InteractiveShell.clear_instance()
+
+
+def _run(sh, source: str):
+    """Run one cell; return its exception (None when it ran)."""
+    result = sh.run_cell(source, store_history=True, silent=False)
+    return result.error_in_exec or result.error_before_exec
+
+
+def _parameters_cell(name: str) -> str:
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    return next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+
+
+COLLECT = "from lib import settings\nparams = settings.collect(globals(), settings.INFER_KEYS, 'infer.ipynb')\n"
+
+
+def test_collect_in_a_kernel_ignores_what_earlier_runs_computed(shell):
+    assert _run(shell, _parameters_cell("infer.ipynb")) is None
+    assert _run(shell, COLLECT + "cfg = {'data_dir': 'x'}\nfiles = ['a.mp4']\nsummary = {'files': 1}") is None
+    # JupyterLab: the same cell again, and again after editing the parameters cell, with cfg/files/summary around
+    assert _run(shell, COLLECT) is None
+    assert _run(shell, _parameters_cell("infer.ipynb").replace("frames: int = 30", "frames: int = 12")) is None
+    assert _run(shell, "print('another cell')") is None
+    assert _run(shell, COLLECT + "assert params['frames'] == 12, params['frames']") is None
+
+
+def test_collect_in_a_kernel_still_rejects_a_typo(shell):
+    assert _run(shell, _parameters_cell("infer.ipynb")) is None
+    assert _run(shell, "# Parameters\nframe = 40\n") is None  # what papermill injects for -p frame 40
+    err = _run(shell, COLLECT)
+    assert isinstance(err, ParameterError) and "frame=40" in str(err) and "no such parameter" in str(err)
+    # a typo typed into the parameters cell itself
+    assert _run(shell, _parameters_cell("infer.ipynb") + "\ntresh: float = 0.3") is None
+    err = _run(shell, COLLECT)
+    assert isinstance(err, ParameterError) and "tresh=0.3" in str(err)
+
+
+def test_progress_is_text_outside_a_jupyter_session(monkeypatch):
+    from tqdm.std import tqdm as text_tqdm
+
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    assert progress.tqdm is text_tqdm and not progress.widgets_wanted()
+    # a script started from a notebook's kernel inherits the variable, but is no kernel: text
+    code = "from lib import progress; print(progress.widgets_wanted(), progress.tqdm.__module__)"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "JPY_SESSION_NAME": "/x/infer.ipynb"},
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.split() == ["False", "tqdm.std"]
+
+
+def _bar_notebook(path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("from lib.progress import tqdm\nfor _ in tqdm(range(3), desc='files'):\n"
+                                          "    pass")]
+    nbformat.write(nb, path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("session", [False, True], ids=["papermill", "jupyter-session"])
+def test_progress_bars_under_papermill_are_text_and_widgets_in_a_session(tmp_path, monkeypatch, session):
+    pytest.importorskip("ipywidgets")
+    if session:  # what a Jupyter server sets in the kernels it starts for a notebook (papermill never does)
+        monkeypatch.setenv("JPY_SESSION_NAME", str(tmp_path / "bars.ipynb"))
+    else:
+        monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    _bar_notebook(tmp_path / "bars.ipynb")
+    pm.execute_notebook(str(tmp_path / "bars.ipynb"), str(tmp_path / "out.ipynb"), progress_bar=False,
+                        cwd=str(tmp_path))
+    outputs = nbformat.read(tmp_path / "out.ipynb", as_version=4).cells[0].outputs
+    widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    if session:
+        assert widgets and "files: 100%" not in text
+    else:
+        assert not widgets and "files: 100%" in text and "3/3" in text
