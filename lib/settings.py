@@ -8,6 +8,8 @@ from typing import Any
 
 from datetime import datetime
 
+import yaml
+
 from . import aggregate, ensemble, faces, tta
 from .cache import PrepSettings
 from .errors import ParameterError
@@ -46,7 +48,8 @@ def collect(namespace: dict[str, Any], allowed: tuple[str, ...], notebook: str) 
     """The parameters defined in a notebook's namespace; an unknown name (a typo in ``-p``) is an error.
 
     A name that belongs to another of the kit's notebooks (``tta`` given to preprocess.ipynb through a shared params
-    file) is ignored, with a note.
+    file) is ignored, with a note. A parameter annotated ``list`` but given as text (``-p data "[a, b]"``) is read as
+    JSON/YAML, here and in ``namespace``.
     """
     cells = _parameter_cell_names(namespace)
     found = {k: v for k, v in namespace.items()
@@ -61,7 +64,26 @@ def collect(namespace: dict[str, Any], allowed: tuple[str, ...], notebook: str) 
     missing = sorted(set(allowed) - set(found))
     if missing:
         raise ParameterError(missing[0], None, allowed, why=f"{notebook}'s parameters cell does not define it")
-    return {k: found[k] for k in allowed}
+    lists = _text_lists({k: found[k] for k in allowed}, namespace.get("__annotations__") or {})
+    namespace.update(lists)  # the notebook's own cells see the list too
+    return {k: lists.get(k, found[k]) for k in allowed}
+
+
+def _text_lists(values: dict[str, Any], annotations: dict[str, Any]) -> dict[str, list]:
+    """Parameters annotated ``list`` in the parameters cell but given as text (``papermill -p data "[a, b]"``), read
+    as JSON/YAML. Text that does not read as a list is left as it is, for the parameter's check to reject."""
+    out = {}
+    for name, value in values.items():
+        ann = annotations.get(name)
+        if isinstance(value, str) and (ann is list or getattr(ann, "__origin__", None) is list
+                                       or (isinstance(ann, str) and ann.split("[")[0].strip() == "list")):
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                continue
+            if isinstance(parsed, list):
+                out[name] = parsed
+    return out
 
 
 def _assigned_names(source: str) -> set[str] | None:

@@ -100,3 +100,30 @@ def test_progress_bars_under_papermill_are_text_and_widgets_in_a_session(tmp_pat
         assert widgets and "files: 100%" not in text
     else:
         assert not widgets and "files: 100%" in text and "3/3" in text
+
+
+def test_list_parameters_given_as_text_are_read_as_lists():
+    from lib import settings
+
+    keys = ("data", "frozen_blocks", "augment", "exp")
+    ns = {"data": "[a, 'b c']", "frozen_blocks": "[stem, 0, -1]", "augment": "[flip", "exp": "[not a list]",
+          "__annotations__": {"data": list, "frozen_blocks": list[int], "augment": "list", "exp": str}}
+    p = settings.collect(ns, keys, "train.ipynb")
+    assert p["data"] == ns["data"] == ["a", "b c"] and p["frozen_blocks"] == ns["frozen_blocks"] == ["stem", 0, -1]
+    assert p["augment"] == "[flip" and p["exp"] == "[not a list]"  # left for the checks to reject
+    assert settings.collect({"data": '["x", "y"]', "__annotations__": {"data": list}}, ("data",), "t")["data"] == ["x", "y"]
+
+
+@pytest.mark.slow
+def test_papermill_p_list_reads_like_yaml(tmp_path):
+    from lib import train
+
+    missing = [str(tmp_path / "no-such-set-a"), str(tmp_path / "no-such-set-b")]
+    with pytest.raises(ParameterError) as expected:  # the error a real list with that element gets
+        train.traindata.dataset_paths(missing[0])
+    out = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOKS / "train.ipynb"), str(tmp_path / "o.ipynb"),
+                          "--log-level", "ERROR", "-p", "data", f"[{missing[0]}, {missing[1]}]"],
+                         capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode != 0
+    error = [line for line in out.stderr.splitlines() if line.startswith("ParameterError: ")]
+    assert error == [f"ParameterError: {expected.value}"], out.stderr[-3000:]
