@@ -111,7 +111,8 @@ def test_list_parameters_given_as_text_are_read_as_lists():
     p = settings.collect(ns, keys, "train.ipynb")
     assert p["data"] == ns["data"] == ["a", "b c"] and p["frozen_blocks"] == ns["frozen_blocks"] == ["stem", 0, -1]
     assert p["augment"] == "[flip" and p["exp"] == "[not a list]"  # left for the checks to reject
-    assert settings.collect({"data": '["x", "y"]', "__annotations__": {"data": list}}, ("data",), "t")["data"] == ["x", "y"]
+    json_text = {"data": '["x", "y"]', "__annotations__": {"data": list}}
+    assert settings.collect(json_text, ("data",), "t")["data"] == ["x", "y"]
 
 
 @pytest.mark.slow
@@ -127,3 +128,39 @@ def test_papermill_p_list_reads_like_yaml(tmp_path):
     assert out.returncode != 0
     error = [line for line in out.stderr.splitlines() if line.startswith("ParameterError: ")]
     assert error == [f"ParameterError: {expected.value}"], out.stderr[-3000:]
+
+
+def test_lab_command_is_local_with_a_token_and_the_kits_kernel(monkeypatch):
+    from lib import lab
+
+    cmd = lab.lab_command(8123, "secret", open_browser=False)
+    assert cmd[:3] == [sys.executable, "-m", "jupyterlab"]
+    for arg in ("--ServerApp.ip=127.0.0.1", "--ServerApp.port=8123", "--ServerApp.port_retries=0",
+                "--IdentityProvider.token=secret", f"--ServerApp.root_dir={ROOT}",
+                "--LabApp.default_url=/lab/tree/notebooks", "--ServerApp.open_browser=False",
+                "--KernelSpecManager.allowed_kernelspecs=deepfake-kit"):
+        assert arg in cmd
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert "--allow-root" in lab.lab_command(1, "t")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert "--allow-root" not in lab.lab_command(1, "t")
+    with pytest.raises(ValueError, match="token"):
+        lab.lab_command(1, "")
+
+
+def test_lab_kernel_and_settings_go_to_the_given_prefix(tmp_path):
+    import json
+
+    from lib import lab
+
+    spec = json.loads((lab.register_kernel(tmp_path) / "kernel.json").read_text())
+    assert (tmp_path / "share" / "jupyter" / "kernels" / "deepfake-kit" / "kernel.json").is_file()
+    assert spec["argv"][0] == sys.executable and spec["env"]["HF_HUB_OFFLINE"] == "1"
+    overrides = tmp_path / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    overrides.parent.mkdir(parents=True)
+    overrides.write_text(json.dumps({"@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}))
+    assert lab.write_settings(tmp_path) == overrides
+    written = json.loads(overrides.read_text())
+    assert written["@jupyterlab/apputils-extension:themes"] == {"theme": "JupyterLab Dark"}  # kept
+    assert written["@jupyterlab/apputils-extension:notification"] == {"fetchNews": "false", "checkForUpdates": False}
+    assert 0 < lab.free_port() < 65536
