@@ -228,11 +228,12 @@ def _check_page(driver) -> None:
     assert "HBox(children" not in page.text and "IProgress not found" not in page.text
 
 
-def _screenshot(driver, path: Path) -> None:
+def _screenshot(driver, path: Path, selector: str = ".jp-OutputArea-output img") -> None:
+    """A screenshot with the first element matching ``selector`` (default: the first figure) in the middle."""
     from selenium.webdriver.common.by import By
 
-    first_figure = _panel(driver).find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output img")[0]
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", first_figure)
+    target = _panel(driver).find_elements(By.CSS_SELECTOR, selector)[0]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", target)
     time.sleep(1)
     assert driver.save_screenshot(str(path)) and path.stat().st_size > 10_000
     print(f"screenshot: {path}")
@@ -273,6 +274,7 @@ def test_infer_notebook_runs_in_jupyterlab(lab, browser):
     first = _new_run(lab["workdir"], set())
     _check_page(browser)
     _screenshot(browser, first / "jupyterlab.png")
+    _screenshot(browser, first / "jupyterlab-progress.png", ".jp-OutputArea-output .widget-hprogress")
 
     # a person edits a parameter and runs the cells one by one (Shift+Enter), in the same kernel
     after = max(int(p[1:-2]) for p in state["prompts"])
