@@ -35,7 +35,9 @@ import warnings
 
 __version__ = "0.1.0"
 
-# The kit's own bars come from lib.progress and never warn. Other libraries' tqdm.auto bars (huggingface_hub's) warn
-# "IProgress not found" in a kernel without ipywidgets (an environment other than requirements.txt's) and then
-# print text bars, which is fine there.
+# The kit's own bars come from lib.progress and never warn. Other libraries' tqdm.auto bars (transformers') warn
+# "IProgress not found" in a JupyterLab kernel without ipywidgets (an environment other than requirements.txt's) and
+# then print text bars, which is fine there.
 warnings.filterwarnings("ignore", message="IProgress not found")
+
+from . import progress as _progress  # noqa: E402,F401  (under papermill: text bars for other libraries too)

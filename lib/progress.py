@@ -3,7 +3,8 @@
 A widget bar in a notebook that a Jupyter server runs for a person (JupyterLab, Notebook: the server names the
 session in ``JPY_SESSION_NAME``), a text bar everywhere else: under papermill (its kernel has no such session, and a
 widget would be saved and logged as a frozen ``0%``), in scripts, in worker processes and in logs.
-``tqdm.auto`` alone cannot tell papermill from JupyterLab once ipywidgets is installed.
+``tqdm.auto`` alone cannot tell papermill from JupyterLab once ipywidgets is installed; under papermill, importing
+this module (``import lib`` does) also makes other libraries' ``tqdm.auto`` bars text.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ def widgets_wanted() -> bool:
     """True in an IPython kernel started by a Jupyter server for a notebook session, with ipywidgets installed."""
     if not os.environ.get("JPY_SESSION_NAME"):
         return False
-    ipython = sys.modules.get("IPython")
-    shell = ipython.get_ipython() if ipython is not None else None
-    if shell is None or "IPKernelApp" not in shell.config:
+    if not _in_kernel():
         return False  # a script or a subprocess that inherited the variable from a notebook's kernel
     from tqdm.notebook import IProgress
 
     return IProgress is not None
+
+
+def _in_kernel() -> bool:
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return shell is not None and "IPKernelApp" in shell.config
 
 
 def _choose() -> type:
@@ -32,6 +37,10 @@ def _choose() -> type:
         from tqdm.notebook import tqdm as widget_tqdm
 
         return widget_tqdm
+    if _in_kernel():  # papermill: other libraries' tqdm.auto bars (transformers' "Loading weights") print text too
+        import tqdm.auto
+
+        tqdm.auto.tqdm = text_tqdm
     return text_tqdm
 
 

@@ -78,6 +78,9 @@ def _bar_notebook(path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell("from lib.progress import tqdm\nfor _ in tqdm(range(3), desc='files'):\n"
+                                          "    pass\n"
+                                          "from tqdm import auto  # as transformers calls it\n"
+                                          "for _ in auto.tqdm(range(2), desc='other library'):\n"
                                           "    pass")]
     nbformat.write(nb, path)
 
@@ -97,9 +100,9 @@ def test_progress_bars_under_papermill_are_text_and_widgets_in_a_session(tmp_pat
     widgets = [o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     if session:
-        assert widgets and "files: 100%" not in text
+        assert len(widgets) == 2 and "files: 100%" not in text
     else:
-        assert not widgets and "files: 100%" in text and "3/3" in text
+        assert not widgets and "files: 100%" in text and "3/3" in text and "other library: 100%" in text
 
 
 def test_list_parameters_given_as_text_are_read_as_lists():
