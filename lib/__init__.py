@@ -7,6 +7,7 @@ Modules, one concern each, from the bottom of the house up:
     atomic       atomic writes with the user's umask; a full disk raised as DiskFullError
     checks       value checks for run parameters (used once, at each notebook's edge, and by the settings types)
     registry     name -> object registries that fail loudly on unknown names
+    progress     the one tqdm of every loop: widgets in JupyterLab, text under papermill, in scripts and logs
     devices      devices and precisions: what a run may ask for, what it gets, the autocast it needs
     media        list the media files of a flat data folder; links that leave it
     frames       sample and read frames from videos and images
@@ -41,5 +42,9 @@ import warnings
 
 __version__ = "0.1.0"
 
-# tqdm.auto falls back to text bars when ipywidgets is absent (papermill runs); that is fine and needs no warning.
+# The kit's own bars come from lib.progress and never warn. Other libraries' tqdm.auto bars (transformers') warn
+# "IProgress not found" in a JupyterLab kernel without ipywidgets (an environment other than requirements.txt's) and
+# then print text bars, which is fine there.
 warnings.filterwarnings("ignore", message="IProgress not found")
+
+from . import progress as _progress  # noqa: E402,F401  (under papermill: text bars for other libraries too)

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .errors import ParameterError
 from .media import is_hidden, media_kind
+from .progress import tqdm
 
 KINDS = ("real-video", "real-photo", "faceswap", "talkinghead", "lipsync", "diffusion", "stylegan", "other")
 LINKS = ("absolute", "relative")

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from . import backbones, models, paths
 from .errors import ParameterError
+from .progress import tqdm
 
 ID2LABEL = {0: "real", 1: "fake"}
 PROB_TOLERANCE = 1e-4

@@ -96,12 +96,34 @@ def check_params(p: dict[str, Any]) -> dict[str, Any]:
     return {"runs": exps, "weights": weights, "labels": labels, "exp": checks.exp_name(p["exp"])}
 
 
-def parse_runs(value: str) -> list[str]:
-    """Comma-separated run names → list (at least two, no repeats)."""
+LATEST = "latest"  # runs: the two most recent infer runs that predicted the same files
+
+
+def parse_runs(value: str, root: Path = SUBMISSIONS) -> list[str]:
+    """Comma-separated run names → list (at least two, no repeats); ``latest`` → ``latest_runs(root)``."""
+    if str(value).strip() == LATEST:
+        return latest_runs(root)
     exps = [e.strip() for e in str(value).split(",") if e.strip()]
     if len(exps) < 2 or len(set(exps)) != len(exps):
         raise ParameterError("runs", value, "two or more distinct run names, comma-separated (e.g. 'exp002,exp003')")
     return exps
+
+
+def latest_runs(root: Path = SUBMISSIONS) -> list[str]:
+    """The newest infer run that has an earlier one on the same files, and the newest such earlier run, oldest first."""
+    runs = [r for r in read_records(root)[-50:]
+            if r.get("kind") == "infer" and (Path(root) / r["exp"] / "predictions.csv").is_file()]
+    files = {r["exp"]: set(pd.read_csv(Path(root) / r["exp"] / "predictions.csv", dtype={"filename": str},
+                                       keep_default_na=False)["filename"]) for r in runs}
+    for i in range(len(runs) - 1, 0, -1):
+        newest = runs[i]["exp"]
+        same = [r["exp"] for r in runs[:i] if files[r["exp"]] == files[newest]]
+        if same:
+            return [same[-1], newest]
+    raise ParameterError("runs", LATEST, "two or more distinct run names, comma-separated (e.g. 'exp002,exp003')",
+                         why=f"'latest' needs two infer runs on the same files in {root}, found "
+                             f"{[r['exp'] for r in runs] or 'none'}: run infer.ipynb twice first (e.g. tta none, "
+                             "then flip)")
 
 
 def load_runs(exps: list[str], root: Path = SUBMISSIONS) -> Inputs:

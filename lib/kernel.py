@@ -77,12 +77,12 @@ def _lib_closure(names: tuple[str, ...]) -> list[str]:
     """The lib modules ``names`` import, directly or not (relative imports, including ones inside functions).
 
     The training code is a folder of its own: a closure that reaches ``lib/training`` is a bug, refused here."""
-    todo, seen = list(names), {"__init__"}
+    todo, seen = [*names, "__init__"], set()
     while todo:
         name = todo.pop()
         if name in seen:
             continue
-        if name == TRAINING_PACKAGE or not (ROOT / "lib" / f"{name}.py").is_file():
+        if name == TRAINING_PACKAGE or not (ROOT / "lib" / f"{name}.py").is_file():  # a package or a missing module
             raise RuntimeError(f"the bundle's code would import lib.{name}: lib/{TRAINING_PACKAGE}/ and packages "
                                  "are never shipped to the server; move what inference needs out of it")
         seen.add(name)

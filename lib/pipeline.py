@@ -13,7 +13,6 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from . import aggregate as agg
 from . import cache, checks, faces, frames, media, names, tta
@@ -23,6 +22,7 @@ from .filerecord import SUMMARY_COLUMNS, FileRecord
 from .media import media_kind
 from .options import PrepSettings
 from .paths import CROP_CACHE
+from .progress import tqdm
 
 FALLBACK_PROB = "fallback_prob"  # the fallback a file with no usable crop gets
 FALLBACK_EXCEPTION = "exception"  # the same value, for a file whose preprocessing raised an unexpected exception

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import paths
+from .progress import tqdm
 
 LABELS_CSV = "labels.csv"
 COLUMNS = ("filename", "label", "source", "origin")

@@ -8,9 +8,12 @@ code.
 
 from __future__ import annotations
 
+import ast
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from . import checks
 from .devices import DEVICES, PRECISIONS
@@ -48,10 +51,13 @@ def collect(namespace: dict[str, Any], allowed: tuple[str, ...], notebook: str) 
     """The parameters defined in a notebook's namespace; an unknown name (a typo in ``-p``) is an error.
 
     A name that belongs to another of the kit's notebooks (``tta`` given to preprocess.ipynb through a shared params
-    file) is ignored, with a note.
+    file) is ignored, with a note. A parameter annotated ``list`` but given as text (``-p data "[a, b]"``) is read as
+    JSON/YAML, here and in ``namespace``.
     """
+    cells = _parameter_cell_names(namespace)
     found = {k: v for k, v in namespace.items()
-             if not k.startswith("_") and k not in _IPYTHON and isinstance(v, _LITERAL)}
+             if not k.startswith("_") and k not in _IPYTHON and isinstance(v, _LITERAL)
+             and (cells is None or k in cells or k in allowed)}
     elsewhere = sorted(set(found) - set(allowed) & set(ALL_KEYS))
     if elsewhere:
         print(f"note: {notebook} ignores parameters of other notebooks: {', '.join(elsewhere)}")
@@ -61,7 +67,62 @@ def collect(namespace: dict[str, Any], allowed: tuple[str, ...], notebook: str) 
     missing = sorted(set(allowed) - set(found))
     if missing:
         raise ParameterError(missing[0], None, allowed, why=f"{notebook}'s parameters cell does not define it")
-    return {k: found[k] for k in allowed}
+    lists = _text_lists({k: found[k] for k in allowed}, namespace.get("__annotations__") or {})
+    namespace.update(lists)  # the notebook's own cells see the list too
+    return {k: lists.get(k, found[k]) for k in allowed}
+
+
+def _text_lists(values: dict[str, Any], annotations: dict[str, Any]) -> dict[str, list]:
+    """Parameters annotated ``list`` in the parameters cell but given as text (``papermill -p data "[a, b]"``), read
+    as JSON/YAML. Text that does not read as a list is left as it is, for the parameter's check to reject."""
+    out = {}
+    for name, value in values.items():
+        ann = annotations.get(name)
+        if isinstance(value, str) and (ann is list or getattr(ann, "__origin__", None) is list
+                                       or (isinstance(ann, str) and ann.split("[")[0].strip() == "list")):
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                continue
+            if isinstance(parsed, list):
+                out[name] = parsed
+    return out
+
+
+def _assigned_names(source: str) -> set[str] | None:
+    """The names a cell assigns when it holds nothing but ``name = value`` / ``name: type = value`` lines, else None."""
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return None
+    names: set[str] = set()
+    for node in body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
+            else [None]
+        if not all(isinstance(t, ast.Name) for t in targets):
+            return None
+        names |= {t.id for t in targets}
+    return names or None
+
+
+def _parameter_cell_names(namespace: dict[str, Any]) -> set[str] | None:
+    """In an IPython kernel, the names assigned by the latest run of assignment-only cells before the running one
+    (the parameters cell, and papermill's injected cell after it); None elsewhere (a plain dict, or a kernel that keeps
+    no history: every name counts).
+
+    In JupyterLab the namespace also holds what earlier runs of the notebook computed (``cfg``, ``files``, ...): they
+    are neither parameters nor typos.
+    """
+    history = namespace.get("_ih")
+    if not isinstance(history, list):
+        return None
+    names: set[str] = set()
+    for source in reversed(history[:-1]):  # the last entry is the cell running now
+        assigned = _assigned_names(source)
+        if assigned is None and names:
+            break
+        names |= assigned or set()
+    return names or None
 
 
 def data_dir(value: str) -> Path:

@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .. import cache
 from ..errors import MediaError, ParameterError
@@ -18,6 +17,7 @@ from ..metrics import read_labels
 from ..options import PrepSettings
 from ..paths import CROP_CACHE, resolve
 from ..pipeline import preprocess
+from ..progress import tqdm
 from . import augment, sbi
 
 TRAIN_ON = ("all", "real")  # train on every labelled train-side file, or on the real ones only (fakes go to val)

@@ -10,12 +10,12 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .. import analysis, backbones, plots
 from ..devices import resolve_device
 from ..experiments import Run
 from ..options import PrepSettings
+from ..progress import tqdm
 from . import data, evaluate, export, loop, sbi, validation
 from .losses import make_loss
 

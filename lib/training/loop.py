@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..devices import amp_dtype, autocast, resolve_device
 from ..errors import ParameterError
 from ..faces import resize
 from ..models import pixels
+from ..progress import tqdm
 from .data import CropSet, TrainSamples
 from .evaluate import file_metrics, file_scores
 

@@ -15,11 +15,11 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .. import backbones, checks
 from ..errors import ParameterError
 from ..paths import CACHE
+from ..progress import tqdm
 from ..registry import Registry
 from .data import CropSet, TrainSamples
 from .loop import Loop, fit, fit_size, measure_speed, predict
