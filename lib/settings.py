@@ -147,10 +147,21 @@ def check_infer(p: dict[str, Any]) -> dict[str, Any]:
     checks.choice("device", p["device"], DEVICES)
     checks.boolean("torch_compile", p["torch_compile"])
     checks.choice("precision", p["precision"], PRECISIONS)
-    labels = checks.optional_file("labels", p["labels"])
+    labels = infer_labels(p["labels"], out["data_dir"])
     if labels is not None:
         labels_overlap(labels, out["data_dir"], p["labels"])
     return {**out, "options": options, "labels": labels, "exp": checks.exp_name(p["exp"])}
+
+
+AUTO_LABELS = "auto"  # labels: data_dir/labels.csv when the folder has one, else none
+
+
+def infer_labels(value: str, data_dir: Path) -> Path | None:
+    """The labels file of an infer run: a path, '' for none, or ``auto``: ``data_dir/labels.csv`` if it exists."""
+    if value == AUTO_LABELS:
+        found = data_dir / "labels.csv"
+        return found.resolve() if found.is_file() else None
+    return checks.optional_file("labels", value)
 
 
 def labels_overlap(labels: Path, folder: Path, value: str) -> int:

@@ -206,17 +206,20 @@ def _new_run(workdir: Path, known: set[Path]) -> Path:
     submission.check_submission(run / "submission.csv", SAMPLE / "test")
     rows = pd.read_csv(run / "submission.csv", keep_default_na=False)
     assert len(rows) == len(media.list_media(SAMPLE / "test")) > 0
+    analysis = record["analysis"]  # labels: auto found the sample set's labels.csv
+    assert (run / analysis["error_crops"]).is_file() and (run / analysis["reliability"]).is_file()
     return run
 
 
 def _check_page(driver) -> None:
-    """Inline figures (histogram, crops) drawn; progress bars drawn as widgets, not as text."""
+    """Inline figures (error analysis, histogram, crops) drawn; progress bars drawn as widgets, not as text."""
     from selenium.webdriver.common.by import By
 
     sizes = driver.execute_script(
         "return [...document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output img')]"
         ".map(i => [i.naturalWidth, i.naturalHeight]);")
-    assert len(sizes) >= 2 and all(w > 100 and h > 100 for w, h in sizes), f"inline figures: {sizes}"
+    # the error analysis (mistakes with their crops, reliability), then the histogram and the crops
+    assert len(sizes) >= 4 and all(w > 100 and h > 100 for w, h in sizes), f"inline figures: {sizes}"
     page = _panel(driver)
     bars = [b.find_element(By.XPATH, "./..").text for b in page.find_elements(
         By.CSS_SELECTOR, ".jp-OutputArea-output .widget-hprogress")]
@@ -273,7 +276,7 @@ def test_infer_notebook_runs_in_jupyterlab(lab, browser):
     ran = time.monotonic() - t0 - loaded
     first = _new_run(lab["workdir"], set())
     _check_page(browser)
-    _screenshot(browser, first / "jupyterlab.png")
+    _screenshot(browser, first / "jupyterlab.png")  # the first figure: the error analysis's mistakes and crops
     _screenshot(browser, first / "jupyterlab-progress.png", ".jp-OutputArea-output .widget-hprogress")
 
     # a person edits a parameter and runs the cells one by one (Shift+Enter), in the same kernel

@@ -50,3 +50,10 @@ def test_wrong_parameter_stops_with_its_name(tmp_path, name, value, match):
 def test_valid_parameters_resolve(tmp_path):
     cfg = settings.check_infer(_params(tmp_path))
     assert cfg["data_dir"] == tmp_path.resolve() and cfg["labels"] is None and cfg["exp"] == "t1"
+
+
+def test_labels_auto_reads_the_data_folders_own_labels(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"")
+    assert settings.check_infer(_params(tmp_path, labels="auto"))["labels"] is None  # no labels.csv: none
+    (tmp_path / "labels.csv").write_text("filename,label\na.jpg,1\n", encoding="utf-8")
+    assert settings.check_infer(_params(tmp_path, labels="auto"))["labels"] == (tmp_path / "labels.csv").resolve()
