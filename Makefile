@@ -1,6 +1,7 @@
 # One command sets everything up and runs the main job; one sets everything up and runs the tests.
 #   make demo   venv + install, generate the sample set, fit the offline demo detector (once), preprocess, infer
 #   make test   venv + install, pytest (offline, CPU)
+#   make detector    the recommended detector from ../shared/data (leave-one-kind-out validated), models/detector
 #   make train-demo  the four training strategies on the sample set, then infer with the LoRA model (CPU: minutes)
 #   make lab    venv + install, the sample set and demo detector the notebooks' defaults use, the kernel
 #               "deepfake-kit", then JupyterLab on 127.0.0.1 with a token (PORT=8888 to choose the port,
@@ -14,7 +15,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install sample demo-model demo lab train-demo test clean-runs
+.PHONY: install sample demo-model demo lab detector train-demo test clean-runs
 
 install: $(STAMP)
 
@@ -43,6 +44,14 @@ demo: sample demo-model
 
 lab: sample demo-model
 	$(BIN)/python -m lib.lab $(if $(PORT),--port $(PORT)) $(LAB_ARGS)
+
+# The recommended detector from every ../shared/data folder with a labels.csv (params/detector-train.yaml):
+# leave-one-kind-out figures in submissions/detector/, the model in models/detector/ (infer: params/detector.yaml).
+detector: install
+	mkdir -p submissions/detector
+	@t0=$$(date +%s); $(BIN)/papermill --log-level WARNING notebooks/train.ipynb submissions/detector/train.ipynb \
+		-f params/detector-train.yaml && echo "make detector: $$(( $$(date +%s) - t0 )) s; model: models/detector," \
+		"figures: submissions/detector/ (loo_by_group.csv, run.json), infer with -f params/detector.yaml"
 
 TRAIN := $(BIN)/papermill --log-level WARNING notebooks/train.ipynb
 train-demo: sample

@@ -41,9 +41,10 @@ ALL_KEYS = tuple(dict.fromkeys(PREPROCESS_KEYS + INFER_KEYS))
 TASK_KEYS = INFER_KEYS + ("model_name",)  # the scoring-server bundle's task.ipynb (lib.kernel)
 TRAIN_KEYS = ("data", "train_on", "self_blend", "validate", "leave_out_by", "loo_epochs", "loo_min_files", "group_by",
               "val_fraction") + _CROPS + (
-    "backbone", "strategy", "probe_features", "probe_tau", "probe_c", "frozen_blocks", "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "teacher",
-    "distill_alpha", "distill_temperature", "epochs", "batch_size", "grad_accum", "lr", "weight_decay", "scheduler",
-    "loss", "label_smoothing", "focal_gamma", "augment", "monitor", "patience", "dropout", "seed", "device", "precision",
+    "backbone", "strategy", "probe_features", "probe_stages", "probe_tau", "probe_k", "probe_c", "frozen_blocks",
+    "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "teacher", "distill_alpha", "distill_temperature",
+    "epochs", "batch_size", "grad_accum", "lr", "weight_decay", "scheduler", "loss", "label_smoothing", "focal_gamma",
+    "augment", "monitor", "patience", "threshold_rule", "threshold_reals", "dropout", "seed", "device", "precision",
     "out", "exp")
 
 

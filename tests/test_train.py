@@ -379,7 +379,8 @@ def test_linear_probe_fits_in_one_pass_and_scores_files_like_its_regression(tmp_
     model, history = probe_strategy.fit(model, samples, _crop_set(8, size=64, seed=1), data, settings, None, None,
                                         on_epoch=seen.append)
     assert len(history) == 1 and seen and history.loc[0, "features"] == 2 * (24 + 40 + 80 + 112 + 192 + 320)
-    x, y, _ = probe_strategy.file_features(model, samples, data, "cpu")
+    x, files, extra = probe_strategy.file_features(model, samples, data, "cpu")
+    assert extra is None and len(files) == len(x) == 16
     logits = loop.predict(model, crops.crops, data, torch.device("cpu"))
     assert np.allclose(logits[:, 0], 0) and np.allclose(logits[:, 1], x @ model.classifier.weight[1].detach().double().numpy()
                                                           + float(model.classifier.bias[1]), atol=1e-3)

@@ -67,3 +67,26 @@ def test_evaluate_reports_small_groups_apart_and_never_uses_a_folds_own_labels()
     assert lip["threshold"] < 0.5 and lip["reals_called_real"] == 0.0 and lip["f1"] < 0.5
     assert summary["counted"] == 2 and summary["too_few"] == ["stylegan"] and summary["mean_auc"] == 1.0
     assert summary["worst"] in ("faceswap", "lipsync") and 0 <= summary["threshold"] <= 1
+
+
+def test_threshold_rule_reals_calls_that_share_of_reals_real():
+    from lib.training import evaluate
+
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(200), np.ones(50)].astype(int)
+    prob = np.r_[rng.uniform(0, 1, 200), rng.uniform(0.5, 1, 50)]
+    t = evaluate.threshold_of(prob, y, "reals", 0.9)
+    assert (prob[y == 0] < t).mean() == pytest.approx(0.9, abs=0.01)
+    assert evaluate.threshold_of(prob, y, "max_f1") != t
+
+
+def test_k_is_chosen_by_an_inner_leave_one_kind_out():
+    from lib.training import heads
+
+    files = _files()
+    rng = np.random.default_rng(1)
+    y = files["label"].to_numpy()
+    x = rng.normal(size=(len(files), 200))
+    x[y == 1, :3] += 0.8  # three features every kind of fake shares, weakly; the rest is noise
+    k, scores = heads.choose_k(x, files, [3, 200], c=10.0)
+    assert k == 3 and scores[3] > scores[200], scores

@@ -10,8 +10,12 @@ the in-distribution score for the held-out one (``lib.training.validation`` meas
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MIN_FAKES = 5  # a kind of fake with fewer files does not vote on which features are consistent
 MIN_FEATURES = 8  # when fewer pass tau, the most consistent ones are kept anyway
@@ -38,28 +42,64 @@ def cohens_d(z: np.ndarray, y: np.ndarray, kinds: np.ndarray) -> dict[str, np.nd
     return out
 
 
-def consistent_features(effects: dict[str, np.ndarray], tau: float, n_features: int) -> np.ndarray:
-    """Indices of the features whose effect has one sign in every kind and at least ``tau`` in each (all when
-    ``tau`` is 0 or fewer than two kinds can vote); at least MIN_FEATURES of the most consistent."""
-    if tau <= 0 or len(effects) < 2:
-        return np.arange(n_features)
+def consistency(effects: dict[str, np.ndarray]) -> np.ndarray:
+    """Per feature: its weakest effect over the kinds when every kind's effect has the same sign, else 0."""
     d = np.stack(list(effects.values()))
-    strength = np.where((np.sign(d) == np.sign(d[0])).all(0), np.abs(d).min(0), 0.0)
+    return np.where((np.sign(d) == np.sign(d[0])).all(0), np.abs(d).min(0), 0.0)
+
+
+def consistent_features(effects: dict[str, np.ndarray], tau: float, n_features: int, k: int = 0) -> np.ndarray:
+    """Indices of the features whose effect has one sign in every kind: the ``k`` most consistent ones, or (k = 0)
+    those with at least ``tau`` in each kind, at least MIN_FEATURES. All of them when neither is asked for or no kind
+    can vote (with a single kind, its own effect ranks them)."""
+    if (tau <= 0 and k <= 0) or not effects:
+        return np.arange(n_features)
+    strength = consistency(effects)
+    if k > 0:
+        return np.sort(np.argsort(-strength, kind="stable")[:k])
     kept = np.flatnonzero(strength >= tau)
     return kept if len(kept) >= MIN_FEATURES else np.argsort(-strength)[:MIN_FEATURES]
 
 
 def fit(x: np.ndarray, y: np.ndarray, kinds: np.ndarray, tau: float = 0.0, c: float = 0.1,
-        seed: int = 0) -> LinearHead:
+        seed: int = 0, k: int = 0) -> LinearHead:
     """Standardise ``x`` (rows: files), keep the consistent features, fit the class-balanced L2 regression."""
     from sklearn.linear_model import LogisticRegression
 
     mean, std = x.mean(0), x.std(0) + 1e-6
     z = (x - mean) / std
     effects = cohens_d(z, y, kinds)
-    kept = consistent_features(effects, tau, x.shape[1])
+    kept = consistent_features(effects, tau, x.shape[1], k)
     lr = LogisticRegression(C=c, max_iter=5000, class_weight="balanced", random_state=seed).fit(z[:, kept], y)
     weight = np.zeros(x.shape[1])
     weight[kept] = lr.coef_[0] / std[kept]
     bias = float(lr.intercept_[0] - np.dot(lr.coef_[0], mean[kept] / std[kept]))
     return LinearHead(weight, bias, kept, effects)
+
+
+def choose_k(x: np.ndarray, files: "pd.DataFrame", candidates: list[int], c: float = 0.1, seed: int = 0,
+             extra: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[int, dict[int, float]]:
+    """The number of consistent features whose held-out AUC, averaged over an inner leave-one-kind-out of the
+    training files (``files``: one row per row of ``x``, with label, kind, origin, media), is best; and each
+    candidate's mean AUC. ``extra`` rows (features, labels, kinds: e.g. self-blended pseudo-fakes) always train."""
+    from . import validation
+
+    folds = [f for f in validation.folds(files, "kind", MIN_FAKES) if not f.too_few]
+    y, kinds = files["label"].to_numpy(), files["kind"].astype(str).to_numpy()
+    if len(folds) < 2:
+        return candidates[0], {}
+    scores = {}
+    for k in candidates:
+        aucs = []
+        for fold in folds:
+            xs, ys, ks = x[fold.train], y[fold.train], kinds[fold.train]
+            if extra is not None:
+                xs, ys, ks = np.vstack([xs, extra[0]]), np.r_[ys, extra[1]], np.r_[ks, extra[2]]
+            head = fit(xs, ys, ks, 0.0, c, seed, k)
+            auc = validation.fold_metrics(y[fold.test], x[fold.test] @ head.weight + head.bias,
+                                          files["media"].astype(str).to_numpy()[fold.test], 0.0)["auc"]
+            if auc is not None:
+                aucs.append(auc)
+        scores[k] = float(np.mean(aucs)) if aucs else float("nan")
+    best = max(candidates, key=lambda k: (np.nan_to_num(scores[k], nan=-1), -k))
+    return best, scores

@@ -179,7 +179,7 @@ class TrainingJob:
         threshold is chosen on those scores; returns the per-kind (per held-out group) report and a histogram."""
         self.model = self.strategy.finalize(self.model)
         scores = self._loo_scores() if self.loo else self._val_scores()
-        self.threshold, f1_at = evaluate.choose_threshold(scores)
+        self.threshold, f1_at = evaluate.choose_threshold(scores, self.p["threshold_rule"], self.p["threshold_reals"])
         self.val_metrics = {**evaluate.file_metrics(scores, 0.5), "threshold": self.threshold,
                             "val_f1_at_threshold": f1_at}
         self.report = evaluate.kind_report(scores, self.threshold)
@@ -201,7 +201,8 @@ class TrainingJob:
     def _loo_scores(self) -> pd.DataFrame:
         """Every fold's held-out files with their scores (a real held out by two folds appears twice)."""
         files = self.crops.files
-        self.loo_table, self.loo_summary = validation.evaluate(self.folds, self.fold_scores, files)
+        self.loo_table, self.loo_summary = validation.evaluate(self.folds, self.fold_scores, files,
+                                                               self.p["threshold_rule"], self.p["threshold_reals"])
         self.loo_table.to_csv(self.run.dir / "loo_by_group.csv", index=False)
         return pd.concat([files.iloc[f.test].assign(prob_fake=s, held_out=f.name)
                           for f, s in zip(self.folds, self.fold_scores)], ignore_index=True)

@@ -9,7 +9,7 @@ from ..devices import DEVICES, PRECISIONS
 from ..errors import ParameterError
 from ..options import PrepSettings
 from ..paths import MODELS, resolve
-from . import augment, data, losses, strategies, validation
+from . import augment, data, evaluate, losses, strategies, validation
 from .loop import MONITORS, SCHEDULERS
 
 
@@ -24,6 +24,7 @@ def _numbers(p: dict[str, Any]) -> None:
     checks.number("lora_alpha", p["lora_alpha"], 1e-6, 1e6, "a positive number")
     checks.number("lora_dropout", p["lora_dropout"], 0.0, 0.9, "a number in [0, 0.9]")
     checks.number("dropout", p["dropout"], 0.0, 0.9, "a number in [0, 0.9]")
+    checks.number("threshold_reals", p["threshold_reals"], 0.5, 0.999, "the share of reals to call real, in [0.5, 0.999]")
     checks.integer("seed", p["seed"])
     if checks.integer("loo_epochs", p["loo_epochs"], "0 (as epochs) or the epochs of each fold") < 0:
         raise ParameterError("loo_epochs", p["loo_epochs"], "0 (as epochs) or the epochs of each fold")
@@ -33,7 +34,8 @@ def _numbers(p: dict[str, Any]) -> None:
 def _choices(p: dict[str, Any]) -> None:
     for name, valid in (("train_on", data.TRAIN_ON), ("group_by", data.GROUP_BY), ("scheduler", SCHEDULERS),
                         ("monitor", MONITORS), ("device", DEVICES), ("precision", PRECISIONS),
-                        ("validate", validation.VALIDATE), ("leave_out_by", validation.LEAVE_OUT_BY)):
+                        ("validate", validation.VALIDATE), ("leave_out_by", validation.LEAVE_OUT_BY),
+                        ("threshold_rule", evaluate.THRESHOLD_RULES)):
         checks.choice(name, p[name], valid)
     if p["monitor"] == "loo_auc" and p["validate"] != "leave_one_out":
         raise ParameterError("monitor", p["monitor"], [m for m in MONITORS if m != "loo_auc"],

@@ -247,9 +247,15 @@ class LinearProbe(Strategy):
         from .. import probe
 
         self.features = checks.choice("probe_features", p.get("probe_features", "multi"), probe.FEATURES)
+        self.stages = tuple(_ints("probe_stages", p.get("probe_stages", [1, 2, 3, 4, 5, 6]), "stage indices ≥ 0"))
         self.tau = checks.number("probe_tau", p.get("probe_tau", 0.0), 0.0, 5.0,
                                  "a number in [0, 5] (0: every feature; e.g. 0.5: consistent ones only)")
+        self.k = _ints("probe_k", p.get("probe_k", []), "numbers of consistent features to choose from by inner "
+                       "leave-one-kind-out, e.g. [4, 8, 16, 32]; [] to use probe_tau")
         self.c = checks.positive_number("probe_c", p.get("probe_c", 0.1), "a positive number (inverse L2 strength)")
+        if not self.stages and self.features != "head":
+            raise ParameterError("probe_stages", [], "stage indices such as [4, 5, 6]",
+                                 why=f"probe_features {self.features!r} uses stage statistics")
         self._memo: dict[str, np.ndarray] = {}  # crop digest -> features, shared by the folds of a run
 
     def prepare(self, model: nn.Module) -> nn.Module:
@@ -259,7 +265,11 @@ class LinearProbe(Strategy):
             raise ParameterError("backbone", type(model).__name__, [n for n in backbones.BACKBONES.names()
                                                                      if n.startswith("efficientnet")],
                                  why="linear_probe needs a timm backbone")
-        fitted = probe.from_timm(model.timm_model, model.config.architecture, model.config.id2label, self.features)
+        blocks = len(model.timm_model.blocks)
+        if any(i >= blocks for i in self.stages):
+            raise ParameterError("probe_stages", list(self.stages), f"stage indices in [0, {blocks - 1}]")
+        fitted = probe.from_timm(model.timm_model, model.config.architecture, model.config.id2label, self.features,
+                                 self.stages)
         return _set_trainable(fitted, lambda n: n.startswith("classifier."))  # what the regression fits
 
     def fit(self, model: nn.Module, samples: TrainSamples, val: CropSet | None, data: dict[str, Any], settings: Loop,
@@ -272,8 +282,15 @@ class LinearProbe(Strategy):
         from .evaluate import file_metrics
 
         t0 = time.perf_counter()
-        x, y, kinds = self.file_features(model, samples, data, settings.device)
-        head = heads.fit(x, y, kinds, self.tau, self.c, samples.seed)
+        x_files, files, extra = self.file_features(model, samples, data, settings.device)
+        self.k_chosen, self.k_scores = 0, {}
+        if self.k:
+            self.k_chosen, self.k_scores = heads.choose_k(x_files, files, self.k, self.c, samples.seed, extra)
+        x = np.vstack([x_files, extra[0]]) if extra is not None else x_files
+        y = np.r_[files["label"].to_numpy(), extra[1]] if extra is not None else files["label"].to_numpy()
+        kinds = np.r_[files["kind"].astype(str).to_numpy(), extra[2]] if extra is not None \
+            else files["kind"].astype(str).to_numpy()
+        head = heads.fit(x, y, kinds, self.tau, self.c, samples.seed, self.k_chosen)
         with torch.no_grad():
             model.classifier.weight.zero_()
             model.classifier.bias.zero_()
@@ -290,7 +307,8 @@ class LinearProbe(Strategy):
         row["seconds"] = time.perf_counter() - t0
         if on_epoch is not None:
             on_epoch(row)
-        print(f"linear probe: {len(head.kept)} of {x.shape[1]} features kept (tau {self.tau}), "
+        print(f"linear probe: {len(head.kept)} of {x.shape[1]} features kept "
+              f"({f'k {self.k_chosen} by inner leave-one-kind-out {self.k_scores}' if self.k else f'tau {self.tau}'}), "
               f"train loss {row['train_loss']:.4f}" + (f", val AUC {row.get('val_auc')}" if val is not None else ""))
         return model, pd.DataFrame([row])
 
@@ -333,24 +351,33 @@ class LinearProbe(Strategy):
         return self._cache_folder
 
     def file_features(self, model: nn.Module, samples: TrainSamples, data: dict[str, Any],
-                      device: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One row per training file (mean of its crops' features), plus one pseudo-fake row per real file when
-        self-blending; with the label and kind of each row."""
-        files = samples.data.files
+                      device: str) -> tuple[np.ndarray, Any, tuple[np.ndarray, np.ndarray, np.ndarray] | None]:
+        """One row per training file (the mean of its crops' features) and the files' table; and, when
+        self-blending, one pseudo-fake row per real file (features, labels, kinds), else None."""
         crops = np.stack([samples.raw(k)[0] for k in range(len(samples))])
         feats = self.crop_features(model, crops, data, device)
         owner = np.array([samples.data.file_index[i] for i, _ in samples.items])
         pseudo = np.array([fake for _, fake in samples.items])
-        rows, ys, kinds = [], [], []
-        for is_pseudo in (False, True):
-            for f in np.unique(owner[pseudo == is_pseudo]):
-                rows.append(feats[(owner == f) & (pseudo == is_pseudo)].mean(0))
-                ys.append(1 if is_pseudo else int(files["label"].iloc[f]))
-                kinds.append("self_blend" if is_pseudo else str(files["kind"].iloc[f]))
-        return np.stack(rows), np.asarray(ys), np.asarray(kinds)
+        files = samples.data.files
+        x = np.stack([feats[(owner == f) & ~pseudo].mean(0) for f in range(len(files))])
+        if not pseudo.any():
+            return x, files, None
+        sources = np.unique(owner[pseudo])
+        extra = np.stack([feats[(owner == f) & pseudo].mean(0) for f in sources])
+        return x, files, (extra, np.ones(len(sources), int), np.full(len(sources), "self_blend"))
 
     def report(self, model: nn.Module, val: CropSet, speed: dict[str, float], device: str) -> dict[str, Any]:
-        return {"features": self.features, "tau": self.tau, "c": self.c, "kept_features": getattr(self, "kept", None)}
+        return {"features": self.features, "stages": list(self.stages), "tau": self.tau, "c": self.c,
+                "k_candidates": self.k, "k_chosen": getattr(self, "k_chosen", None),
+                "k_inner_auc": getattr(self, "k_scores", None), "kept_features": getattr(self, "kept", None)}
+
+
+def _ints(name: str, value: Any, what: str) -> list[int]:
+    """A list of non-negative integers."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                       for v in value):
+        raise ParameterError(name, value, f"a list of integers ({what})")
+    return list(value)
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..metrics import macro_f1, tune_threshold
+from ..metrics import macro_f1
 
 LEAVE_OUT_BY = ("kind", "source")
 VALIDATE = ("split", "leave_one_out")
@@ -93,9 +93,12 @@ def fold_metrics(y: np.ndarray, scores: np.ndarray, media: np.ndarray, threshold
             "fakes_called_fake": float(pred[y == 1].mean()) if (y == 1).any() else None}
 
 
-def evaluate(fold_list: list[Fold], scores: list[np.ndarray], files: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+def evaluate(fold_list: list[Fold], scores: list[np.ndarray], files: pd.DataFrame, rule: str = "max_f1",
+             reals: float = 0.9) -> tuple[pd.DataFrame, dict]:
     """Per-fold table and summary (mean and worst over folds with enough fakes; the final threshold) from each
-    fold's held-out scores (aligned with ``fold.test``)."""
+    fold's held-out scores (aligned with ``fold.test``); thresholds by ``rule`` (``evaluate.threshold_of``)."""
+    from .evaluate import threshold_of
+
     y_all = files["label"].to_numpy()
     media = files["media"].astype(str).to_numpy()
     rows = []
@@ -103,13 +106,15 @@ def evaluate(fold_list: list[Fold], scores: list[np.ndarray], files: pd.DataFram
         others = [j for j in range(len(fold_list)) if j != i]
         oy = np.concatenate([y_all[fold_list[j].test] for j in others]) if others else y_all[fold.test]
         os_ = np.concatenate([scores[j] for j in others]) if others else s
-        thr = tune_threshold(os_, oy)[0]  # chosen without this fold's labels
+        thr = threshold_of(os_, oy, rule, reals)  # chosen without this fold's labels
         rows.append({"held_out": fold.name, "too_few": fold.too_few, "trained_on": len(fold.train),
                      "dropped": fold.dropped, **fold_metrics(y_all[fold.test], s, media[fold.test], thr)})
     table = pd.DataFrame(rows)
     counted = table[~table["too_few"] & table["auc"].notna()]
     all_y = np.concatenate([y_all[f.test] for f in fold_list])
-    threshold, oof_f1 = tune_threshold(np.concatenate(scores), all_y)
+    all_s = np.concatenate(scores)
+    threshold = threshold_of(all_s, all_y, rule, reals)
+    oof_f1 = macro_f1(all_y, (all_s >= threshold).astype(int))
     worst = counted.loc[counted["auc"].idxmin()] if len(counted) else None
     summary = {"folds": len(table), "counted": len(counted),
                "too_few": table.loc[table["too_few"], "held_out"].tolist(),
