@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import media, pipeline, submission
+from . import media, pipeline, shards, submission
 from .filerecord import FileRecord
 from .models import LoadedModel, resolve_threshold
 from .options import InferOptions, PrepSettings
@@ -34,7 +35,7 @@ class Prediction:
 
 
 def predict_files(files: list[Path], lm: LoadedModel, opts: InferOptions, cache_dir: Path | None = None,
-                  workers: int = -1, keep_cache: bool = True, ahead: int = 0, progress: bool = True) -> Prediction:
+                  workers: int | Any = -1, keep_cache: bool = True, ahead: int = 0, progress: bool = True) -> Prediction:
     """Predict ``files`` with ``lm``: crops at the model's size, TTA, aggregation, threshold and fallbacks of ``opts``."""
     prep = opts.crops(lm.size)
     threshold = resolve_threshold(opts.threshold, lm)
@@ -45,20 +46,23 @@ def predict_files(files: list[Path], lm: LoadedModel, opts: InferOptions, cache_
 
 
 def predict_folder(data_dir: Path, lm: LoadedModel, opts: InferOptions, out_dir: Path | None = None,
-                   cache_dir: Path | None = None, workers: int = -1, keep_cache: bool = True,
-                   progress: bool = True) -> Prediction:
-    """Predict every media file of the flat folder ``data_dir``; with ``out_dir``, write predictions.csv and
-    submission.csv there and check the submission against the folder (one row per media file)."""
-    pred = predict_files(media.list_media(data_dir), lm, opts, cache_dir, workers, keep_cache, progress=progress)
+                   cache_dir: Path | None = None, workers: int | Any = -1, keep_cache: bool = True,
+                   progress: bool = True, shard: str = "") -> Prediction:
+    """Predict every media file of the flat folder ``data_dir`` (or its share ``shard="i/n"``, ``lib.shards``); with
+    ``out_dir``, write predictions.csv and submission.csv there and check the submission against the folder (one
+    row per media file of the share). ``workers``: processes, or an engine of ``lib.cluster`` (Dask)."""
+    files = shards.select(media.list_media(data_dir), shard)
+    pred = predict_files(files, lm, opts, cache_dir, workers, keep_cache, progress=progress)
     if out_dir is not None:
-        write_outputs(pred, Path(out_dir), Path(data_dir))
+        write_outputs(pred, Path(out_dir), Path(data_dir), shard)
     return pred
 
 
-def write_outputs(pred: Prediction, out_dir: Path, data_dir: Path) -> Path:
-    """predictions.csv and submission.csv in ``out_dir``; the submission is checked against ``data_dir``."""
+def write_outputs(pred: Prediction, out_dir: Path, data_dir: Path, shard: str = "") -> Path:
+    """predictions.csv and submission.csv in ``out_dir``; the submission is checked against ``data_dir`` (its
+    share ``shard`` when given)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     pred.table.to_csv(out_dir / PREDICTIONS, index=False)
     path = submission.write_submission(pred.table, out_dir / submission.SUBMISSION)
-    submission.check_submission(path, data_dir)
+    submission.check_submission(path, data_dir, shard)
     return path
