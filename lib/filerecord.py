@@ -32,6 +32,8 @@ class FileRecord:
     detect_s: float = 0.0  # seconds spent detecting and cropping in this run (0 on a cache hit)
     bytes: int = 0  # size of its cache entry
     worker_rss_mb: float = 0.0  # peak resident memory of the worker process that handled it
+    boxes_from: str = ""  # box reuse (lib.boxreuse): the original whose face boxes were reused ("" → detected)
+    box_reuse: str = ""  # box reuse: its check ("reused: IoU 0.93 on frame 14") or why it detected instead
 
     @property
     def has_crops(self) -> bool:
