@@ -68,7 +68,12 @@ class DaskEngine:
             except (OSError, TimeoutError) as e:
                 raise ParameterError("cluster", spec, checks.CLUSTER_FORMS,
                                      why=f"no Dask scheduler answers there ({type(e).__name__}: {e})") from e
-        self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        try:
+            self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        except TimeoutError as e:
+            self.close()
+            raise ParameterError("cluster", spec, why=f"the scheduler has no worker after {CONNECT_TIMEOUT_S} s "
+                                 "(start them: dask worker <address>, README: Past one machine)") from e
         self._register_setup()
         self.lost: list[str] = []  # files whose tasks failed on every try
 

@@ -203,3 +203,15 @@ def test_notebooks_on_a_cluster_and_in_shards_give_the_unsharded_submission(tiny
                            str(runs["s1"])], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (tmp_path / "merged" / "submission.csv").read_bytes() == (runs["whole"] / "submission.csv").read_bytes()
+
+
+def test_a_scheduler_without_workers_is_a_parameter_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import logging
+
+    from distributed import LocalCluster
+
+    monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2)
+    with LocalCluster(n_workers=0, dashboard_address=None, silence_logs=logging.ERROR) as bare:
+        with pytest.raises(ParameterError, match="the scheduler has no worker after 2 s"):
+            with cluster.engine(bare.scheduler_address, 0):
+                pass
