@@ -5,7 +5,8 @@ what the Dask path costs per file in scheduling.
 
 Media: the dev set (../shared/data/dev/media, 39 files) when present, else the generated sample set
 (data/sample/test, made with ``python -m lib.sample`` when absent). Every engine starts from an empty crop cache
-(all misses). A cluster's start-up is timed apart from its run. Wall time shows throughput on this machine as it is
+(all misses). A cluster's start-up, and a warm-up on 2 files per worker (imports, the detector), are timed apart
+from its run. Wall time shows throughput on this machine as it is
 (other work competing for the cores included); CPU seconds of this process and all below it show the work itself:
 the Dask path's overhead per file is its CPU per file minus in-process's (serialisation, the scheduler, the
 worker's event loop, the nanny). Also the round trip of a task that does nothing with the same payload (submit →
@@ -100,7 +101,10 @@ def measure(files: list[Path], prep: PrepSettings, pool: int, clusters: list[int
         t0 = perf_counter()
         with cluster.engine(f"local:{n}", 0) as eng:
             start = perf_counter() - t0
-            row = {"engine": f"LocalCluster local:{n}", "workers": n, **timed_run(files, prep, eng),
+            t1 = perf_counter()
+            timed_run(files[: 2 * n], prep, eng)  # each worker imports the kit and builds its detector first
+            warm = perf_counter() - t1
+            row = {"warmup_s": warm, "engine": f"LocalCluster local:{n}", "workers": n, **timed_run(files, prep, eng),
                    "startup_s": start, "noop_ms_per_file": noop_ms(eng, files, prep)}
         rows.append(row)
     base = rows[0]["wall_s"]
