@@ -20,7 +20,10 @@ Modules, one concern each, from the bottom of the house up:
     backbones    backbones by name (timm EfficientNet-Lite0/1/2 with offline ImageNet weights, ...), data configs
     models       load Hugging Face image classifiers, P(fake) of a batch of crops
     pipeline     preprocess files into cached crops (worker processes), predict files from crops
-    submission   write and validate submission.csv (names that UTF-8 cannot hold are named, not lost)
+    cluster      preprocessing as tasks on a Dask cluster (cluster: local:N | tcp://host:port); never in the bundle
+    boxreuse     training preprocessing: an original's face boxes reused for its fakes, checked on a key frame
+    shards       a deterministic share of a data folder (shard: i/n) and the merge of the shards' submissions
+    submission   write and validate submission.csv (names UTF-8 cannot hold are named, not lost; merge of shards)
     predict      the one road from media to predictions.csv + submission.csv (infer, bundle, check, bench)
     metrics      macro F1, confusion matrix, AUC, threshold tuning, per-source figures, inverted-label check
     experiments  run records, EXPERIMENTS.md, duplicate-submission check, local-vs-public plot

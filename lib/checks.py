@@ -116,3 +116,28 @@ def model_source(value: str, name: str = "model") -> str:
             return value
     raise ParameterError(name, value, "a local model folder or a Hugging Face hub id 'owner/name'",
                          why="no such folder, and not a hub id")
+
+
+CLUSTER_FORMS = ('"" (worker processes on this machine), "local:N" (a Dask LocalCluster of N processes) or '
+                 '"tcp://host:port" (a running Dask scheduler)')
+_CLUSTER = re.compile(r"^(local:[1-9]\d{0,3}|tcp://[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
+
+
+def cluster(value: Any) -> str:
+    """Where preprocessing runs: "" (``workers`` processes here), "local:N" or "tcp://host:port" (Dask)."""
+    if not isinstance(value, str) or (value and not _CLUSTER.match(value)):
+        raise ParameterError("cluster", value, CLUSTER_FORMS)
+    return value
+
+
+def shard(value: Any) -> tuple[int, int] | None:
+    """A share of the data folder: "" (all of it) or "i/n" (the i-th of n shares, 1 ≤ i ≤ n) → (i, n) or None."""
+    what = '"" (every file) or "i/n": the i-th of n shares of the folder\'s files, 1 ≤ i ≤ n (e.g. "2/4")'
+    if not isinstance(value, str):
+        raise ParameterError("shard", value, what)
+    if not value:
+        return None
+    m = re.match(r"^(\d{1,6})/(\d{1,6})$", value)
+    if not m or not 1 <= int(m[1]) <= int(m[2]):
+        raise ParameterError("shard", value, what)
+    return int(m[1]), int(m[2])

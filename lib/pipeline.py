@@ -133,6 +133,16 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
 
 
+def _failed_job(job: tuple[Path, PrepSettings, Path], reason: str) -> FileRecord:
+    """The record of a job that failed on every try (its worker died each time): its file gets the fallback."""
+    return _failed(job[0], reason, exception=True)
+
+
+def slots(workers: int | Any) -> int:
+    """Files preprocessed at once: the worker processes, or an engine's (``lib.cluster``) worker threads."""
+    return max(1, checks.workers(workers)) if isinstance(workers, int) else workers.slots
+
+
 def _worker_init() -> None:
     import cv2
 
@@ -146,9 +156,11 @@ def _pool(n: int) -> Any:
     return mp.get_context("forkserver" if "forkserver" in methods else "spawn").Pool(n, initializer=_worker_init)
 
 
-def prepare_stream(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | None = None, workers: int = -1,
-                   ahead: int = 0, progress: bool = True, follow_links: bool = True) -> Iterator[FileRecord]:
-    """The record of each file, in order, as soon as its crops are cached.
+def prepare_stream(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | None = None,
+                   workers: int | Any = -1, ahead: int = 0, progress: bool = True,
+                   follow_links: bool = True) -> Iterator[FileRecord]:
+    """The record of each file, in order, as soon as its crops are cached. ``workers``: processes (-1 auto, 0 none),
+    or an engine of ``lib.cluster`` that deals the files out as tasks on a Dask cluster.
 
     Worker processes run at most ``ahead`` files (0: 4 per worker) beyond the one being consumed, so a consumer
     that is slower (the model) bounds the work, the disk and the memory in flight. A cache entry that had to be
@@ -156,6 +168,9 @@ def prepare_stream(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | 
     """
     cache_dir = Path(cache_dir or CROP_CACHE)
     jobs = [(Path(f), prep, cache_dir, follow_links) for f in files]
+    if not isinstance(workers, int):  # an engine of lib.cluster: the files are tasks on a Dask cluster
+        yield from (_reported(r) for r in workers.stream(_prepare_cached, jobs, ahead, progress, failed=_failed_job))
+        return
     n = checks.workers(workers)
     with tqdm(total=len(jobs), desc="preprocess", unit="file", disable=not progress) as bar:
         if n == 0 or len(jobs) <= 1:
@@ -181,8 +196,8 @@ def _reported(record: FileRecord) -> FileRecord:
     return record
 
 
-def preprocess(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | None = None, workers: int = -1,
-               progress: bool = True, follow_links: bool = True) -> list[FileRecord]:
+def preprocess(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | None = None,
+               workers: int | Any = -1, progress: bool = True, follow_links: bool = True) -> list[FileRecord]:
     """Fill the crop cache for ``files``; returns one record per file, in order (``cached`` tells hits)."""
     files, records = list(files), []
     try:
@@ -333,7 +348,7 @@ def predict_frames(lm: Any, records: list[FileRecord], tta_name: str = "none", b
 
 
 def infer_files(files: list[Path], lm: Any, prep: PrepSettings, tta_name: str = "none", batch_size: int = 64,
-                cache_dir: Path | None = None, workers: int = -1, keep_cache: bool = True, ahead: int = 0,
+                cache_dir: Path | None = None, workers: int | Any = -1, keep_cache: bool = True, ahead: int = 0,
                 progress: bool = True, follow_links: bool = True
                 ) -> tuple[list[FileRecord], dict[int, np.ndarray], dict[str, float]]:
     """Preprocess and predict ``files`` with the two overlapping.
@@ -357,7 +372,7 @@ def infer_files(files: list[Path], lm: Any, prep: PrepSettings, tta_name: str = 
     probs, model_s = _run_model(lm, _views_stream(stream, cache_dir, views, records, keep_cache), len(views),
                                 batch_size, None, progress)
     wall = perf_counter() - t0
-    window = (ahead or 4 * max(1, checks.workers(workers))) + 1
+    window = (ahead or 4 * slots(workers)) + 1
     sizes = sorted((r.bytes for r in records), reverse=True)
     times = {"preprocess_s": stream.wait_s, "predict_s": wall - stream.wait_s, "model_s": model_s,
              "cache_peak_bytes": sum(sizes) if keep_cache else sum(sizes[:window]), **stage_times(records)}

@@ -18,11 +18,12 @@ import argparse
 import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import media, pipeline, submission
+from . import media, pipeline, shards, submission
 from .devices import DEVICES, PRECISIONS
 from .errors import DiskFullError, ModelLoadError, ParameterError
 from .filerecord import FileRecord
@@ -46,7 +47,7 @@ class Prediction:
 
 
 def predict_files(files: list[Path], lm: LoadedModel, opts: InferOptions, cache_dir: Path | None = None,
-                  workers: int = -1, keep_cache: bool = True, ahead: int = 0, progress: bool = True) -> Prediction:
+                  workers: int | Any = -1, keep_cache: bool = True, ahead: int = 0, progress: bool = True) -> Prediction:
     """Predict ``files`` with ``lm``: crops at the model's size, TTA, aggregation, threshold and fallbacks of ``opts``.
 
     A full disk raises ``DiskFullError`` whose ``partial`` is the Prediction of the files done before it."""
@@ -67,18 +68,20 @@ def predict_files(files: list[Path], lm: LoadedModel, opts: InferOptions, cache_
 
 
 def predict_folder(data_dir: Path, lm: LoadedModel, opts: InferOptions, out_dir: Path | None = None,
-                   cache_dir: Path | None = None, workers: int = -1, keep_cache: bool = True,
-                   progress: bool = True) -> Prediction:
-    """Predict every media file of the flat folder ``data_dir``; with ``out_dir``, write predictions.csv and
-    submission.csv there and check the submission against the folder (one row per media file)."""
+                   cache_dir: Path | None = None, workers: int | Any = -1, keep_cache: bool = True,
+                   progress: bool = True, shard: str = "") -> Prediction:
+    """Predict every media file of the flat folder ``data_dir`` (or its share ``shard="i/n"``, ``lib.shards``); with
+    ``out_dir``, write predictions.csv and submission.csv there and check the submission against the folder (one
+    row per media file of the share). ``workers``: processes, or an engine of ``lib.cluster`` (Dask)."""
+    files = shards.select(media.list_media(data_dir), shard)
     try:
-        pred = predict_files(media.list_media(data_dir), lm, opts, cache_dir, workers, keep_cache, progress=progress)
+        pred = predict_files(files, lm, opts, cache_dir, workers, keep_cache, progress=progress)
     except DiskFullError as e:
         if out_dir is not None:
             e.message = f"{e.message} {_write_partial(e.partial, Path(out_dir))}."
         raise
     if out_dir is not None:
-        write_outputs(pred, Path(out_dir), Path(data_dir))
+        write_outputs(pred, Path(out_dir), Path(data_dir), shard)
     return pred
 
 
@@ -100,15 +103,16 @@ def write_predictions(table: pd.DataFrame, out_dir: Path) -> Path:
     return out_dir / PREDICTIONS
 
 
-def write_outputs(pred: Prediction, out_dir: Path, data_dir: Path) -> Path:
-    """predictions.csv and submission.csv in ``out_dir``; the submission is checked against ``data_dir``.
+def write_outputs(pred: Prediction, out_dir: Path, data_dir: Path, shard: str = "") -> Path:
+    """predictions.csv and submission.csv in ``out_dir``; the submission is checked against ``data_dir`` (its share
+    ``shard`` when given).
 
     A media file whose name UTF-8 cannot carry has no submission row: it is named in a warning and kept in
     ``pred.unnamed``; any other problem of the submission raises ``submission.SubmissionError`` (after writing)."""
     write_predictions(pred.table, out_dir)
     path = submission.write_submission(pred.table, out_dir / submission.SUBMISSION)
-    submission.check_submission(path, data_dir, unnamed_ok=True)
-    pred.unnamed = submission.unnamed_files(data_dir)
+    submission.check_submission(path, data_dir, unnamed_ok=True, shard=shard)
+    pred.unnamed = submission.unnamed_files(data_dir, shard)
     if pred.unnamed:
         warnings.warn(submission.unnamed_message(pred.unnamed), stacklevel=2)
     return path

@@ -24,9 +24,11 @@ from .paths import resolve
 _LITERAL = (str, int, float, bool, type(None), list, tuple, dict)
 _IPYTHON = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
-# the crop settings and preprocessing workers, shared by preprocess, infer and train
-_CROPS = CROP_KEYS + ("workers", "cache_dir")
-_COMMON = ("data_dir", "model") + _CROPS + ("follow_links",)
+# the crop settings and where preprocessing runs (worker processes, or a Dask cluster: lib.cluster), shared by
+# preprocess, infer and train
+_CROPS = CROP_KEYS + ("workers", "cluster", "cache_dir")
+_COMMON = ("data_dir", "model") + _CROPS + ("follow_links", "shard")
+_NOT_ON_SERVER = ("cluster", "shard")  # the scoring server runs every file on its one machine
 PREPROCESS_KEYS = _COMMON + ("size",)
 INFER_KEYS = _COMMON + ("labels", "tta", "aggregate", "batch_size", "threshold", "fallback_prob", "device",
                         "precision", "torch_compile", "exp")
@@ -38,9 +40,10 @@ EDA_KEYS = ("data_dir", "labels", "sample", "frames", "detector", "detect_width"
 ENSEMBLE_KEYS = ("runs", "method", "weights", "threshold", "tune_threshold", "labels", "folds", "seed",
                  "allow_model_ensemble", "exp")
 ALL_KEYS = tuple(dict.fromkeys(PREPROCESS_KEYS + INFER_KEYS))
-TASK_KEYS = INFER_KEYS + ("model_name",)  # the scoring-server bundle's task.ipynb (lib.kernel)
+# the scoring-server bundle's task.ipynb (lib.kernel)
+TASK_KEYS = tuple(k for k in INFER_KEYS if k not in _NOT_ON_SERVER) + ("model_name",)
 TRAIN_KEYS = ("data", "train_on", "self_blend", "validate", "leave_out_by", "loo_epochs", "loo_min_files", "group_by",
-              "val_fraction") + _CROPS + (
+              "val_fraction") + _CROPS + ("box_reuse",
     "backbone", "strategy", "probe_features", "probe_stages", "probe_tau", "probe_k", "probe_c", "frozen_blocks",
     "lora_rank", "lora_alpha", "lora_dropout", "lora_targets", "teacher", "distill_alpha", "distill_temperature",
     "epochs", "batch_size", "grad_accum", "lr", "weight_decay", "scheduler", "loss", "label_smoothing", "focal_gamma",
@@ -136,8 +139,10 @@ def check_prep(p: dict[str, Any]) -> dict[str, Any]:
     PrepSettings.from_params(p, 224)  # the crop settings check themselves
     if isinstance(p.get("size", 0), bool) or not isinstance(p.get("size", 0), int) or p.get("size", 0) < 0:
         raise ParameterError("size", p["size"], "0 (the model's input size) or a positive integer")
+    checks.shard(p.get("shard", ""))
     return {"data_dir": data_dir(p["data_dir"]), "model": checks.model_source(p["model"]),
-            "workers": checks.workers(p["workers"]), "follow_links": checks.boolean("follow_links", p["follow_links"]),
+            "workers": checks.workers(p["workers"]), "cluster": checks.cluster(p.get("cluster", "")),
+            "shard": p.get("shard", ""), "follow_links": checks.boolean("follow_links", p["follow_links"]),
             "cache_dir": (resolve(p["cache_dir"]) if p["cache_dir"] else None)}
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from . import names
 from .media import list_media
+from .shards import describe, select
 
 COLUMNS = ["filename", "label"]
 SUBMISSION = "submission.csv"
@@ -36,9 +37,9 @@ def write_submission(predictions: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def unnamed_files(data_dir: Path) -> list[str]:
-    """The media files of ``data_dir`` whose names a UTF-8 submission cannot hold (escaped names)."""
-    return [names.escape(p.name) for p in list_media(data_dir) if not names.is_utf8(p.name)]
+def unnamed_files(data_dir: Path, shard: str = "") -> list[str]:
+    """The media files of ``data_dir`` (of shard ``i/n``) whose names a UTF-8 submission cannot hold (escaped)."""
+    return [names.escape(p.name) for p in select(list_media(data_dir), shard) if not names.is_utf8(p.name)]
 
 
 def unnamed_message(unnamed: list[str]) -> str:
@@ -49,8 +50,9 @@ def unnamed_message(unnamed: list[str]) -> str:
             f"backslashes doubled): {shown}; rename them to UTF-8 names to have them scored")
 
 
-def submission_problems(path: Path, data_dir: Path, unnamed_ok: bool = False) -> list[str]:
-    """Everything wrong with ``path`` as a submission for the media in ``data_dir`` (empty when it is valid).
+def submission_problems(path: Path, data_dir: Path, unnamed_ok: bool = False, shard: str = "") -> list[str]:
+    """Everything wrong with ``path`` as a submission for the media in ``data_dir`` (empty when it is valid); with
+    ``shard="i/n"``, for that share of the media only (``lib.shards``: a shard's submission is partial).
 
     ``unnamed_ok``: files whose names UTF-8 cannot carry are not expected to have a row (and not reported)."""
     path = Path(path)
@@ -62,18 +64,18 @@ def submission_problems(path: Path, data_dir: Path, unnamed_ok: bool = False) ->
         return [f"{path} cannot be read as a UTF-8 CSV: {e}"]
     if list(df.columns) != COLUMNS:
         return [f"columns are {list(df.columns)}, expected {COLUMNS}"]
-    unnamed = unnamed_files(data_dir)
+    unnamed = unnamed_files(data_dir, shard)
     problems = [] if unnamed_ok or not unnamed else [unnamed_message(unnamed)]
-    expected = {p.name for p in list_media(data_dir) if names.is_utf8(p.name)}
+    expected = {p.name for p in select(list_media(data_dir), shard) if names.is_utf8(p.name)}
     listed = df["filename"].tolist()
     dup = sorted({n for n in listed if listed.count(n) > 1})
     missing, extra = sorted(expected - set(listed)), sorted(set(listed) - expected)
     if dup:
         problems.append(f"{len(dup)} filenames appear more than once: {dup[:5]}")
     if missing:
-        problems.append(f"{len(missing)} media files have no row: {missing[:5]}")
+        problems.append(f"{len(missing)} {describe(shard)} have no row: {missing[:5]}")
     if extra:
-        problems.append(f"{len(extra)} rows name no media file in {data_dir}: {extra[:5]}")
+        problems.append(f"{len(extra)} rows name no {describe(shard, plural=False)} in {data_dir}: {extra[:5]}")
     not_bare = [n for n in listed if not Path(n).suffix or "/" in n]  # a backslash is a valid character of a name
     if not_bare:
         problems.append(f"{len(not_bare)} filenames are not bare names with an extension: {not_bare[:5]}")
@@ -83,8 +85,15 @@ def submission_problems(path: Path, data_dir: Path, unnamed_ok: bool = False) ->
     return problems
 
 
-def check_submission(path: Path, data_dir: Path, unnamed_ok: bool = False) -> None:
-    """Raise SubmissionError listing every problem of the submission; return quietly when it is valid."""
-    problems = submission_problems(path, data_dir, unnamed_ok)
+def check_submission(path: Path, data_dir: Path, unnamed_ok: bool = False, shard: str = "") -> None:
+    """Raise SubmissionError listing every problem of the submission (of shard ``i/n`` when given); quiet when
+    valid."""
+    problems = submission_problems(path, data_dir, unnamed_ok, shard)
     if problems:
         raise SubmissionError(f"invalid submission {path}:\n- " + "\n- ".join(problems))
+
+
+if __name__ == "__main__":  # python -m lib.submission merge OUT RUN... (joins shard runs: lib.shards)
+    from .shards import main
+
+    main()

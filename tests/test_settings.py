@@ -10,7 +10,7 @@ def _params(tmp_path, **over):
     p = dict(data_dir=str(tmp_path), model=str(tmp_path), frames=4, face_margin=1.3, detect_width=640,
              detector="dlib_hog", no_face="skip", workers=0, cache_dir="", labels="", tta="flip", aggregate="mean",
              batch_size=8, threshold=0.5, fallback_prob=0.0, device="cpu", precision="auto", exp="t1",
-             detect_every=1, detect_scale="fixed", torch_compile=False, follow_links=True)
+             detect_every=1, detect_scale="fixed", torch_compile=False, follow_links=True, cluster="", shard="")
     p.update(over)
     return p
 

@@ -3,14 +3,14 @@ self-blended pseudo-fakes and augmentations."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .. import cache
+from .. import boxreuse, cache
 from ..errors import MediaError, ParameterError
 from ..media import media_kind
 from ..metrics import read_labels
@@ -35,6 +35,7 @@ class CropSet:
     crops: np.ndarray  # (N, S, S, 3) uint8
     file_index: np.ndarray  # (N,) row of ``files`` each crop came from
     files: pd.DataFrame
+    box_reuse: dict[str, Any] = field(default_factory=dict)  # lib.boxreuse.summary of the run that loaded them
 
     def labels(self) -> np.ndarray:
         return self.files["label"].to_numpy()[self.file_index]
@@ -102,11 +103,16 @@ def file_table(folder: str) -> pd.DataFrame:
                          "media": media_kinds})
 
 
-def load_crops(folders: list[str], prep: PrepSettings, cache_dir: Path | None = None,
-               workers: int = -1) -> tuple[CropSet, pd.DataFrame]:
-    """Crops of every labelled file of ``folders`` (same crop code and cache as inference), and the files dropped."""
+def load_crops(folders: list[str], prep: PrepSettings, cache_dir: Path | None = None, workers: int | Any = -1,
+               box_reuse: bool = False) -> tuple[CropSet, pd.DataFrame]:
+    """Crops of every labelled file of ``folders`` (same crop code and cache as inference), and the files dropped.
+
+    ``workers``: processes, or an engine of ``lib.cluster`` (Dask). ``box_reuse``: fakes cropped with their
+    original's face boxes where ``lib.boxreuse`` allows it (``CropSet.box_reuse`` counts what happened)."""
     table = pd.concat([file_table(f) for f in folders], ignore_index=True)
-    records = preprocess([Path(p) for p in table["path"]], prep, cache_dir, workers)
+    paths = [Path(p) for p in table["path"]]
+    records = boxreuse.preprocess(table, prep, cache_dir, workers) if box_reuse else \
+        preprocess(paths, prep, cache_dir, workers)
     cache_dir = Path(cache_dir or CROP_CACHE)
     crops, index, kept, dropped = [], [], [], []
     for i, r in enumerate(records):
@@ -120,7 +126,8 @@ def load_crops(folders: list[str], prep: PrepSettings, cache_dir: Path | None = 
     if not crops:
         raise MediaError(f"no crops could be made from {folders}")
     files = table.iloc[kept].reset_index(drop=True).assign(n_crops=[len(c) for c in crops])
-    return CropSet(np.concatenate(crops), np.concatenate(index), files), pd.DataFrame(dropped)
+    reuse = boxreuse.summary(records) if box_reuse else {}
+    return CropSet(np.concatenate(crops), np.concatenate(index), files, reuse), pd.DataFrame(dropped)
 
 
 def split_files(files: pd.DataFrame, val_fraction: float, seed: int, group_by: str = "origin",

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .. import analysis, backbones, plots
+from .. import analysis, backbones, cluster, plots
 from ..devices import resolve_device
 from ..experiments import Run
 from ..options import PrepSettings
@@ -54,9 +54,11 @@ class TrainingJob:
         returns the split (files and crops per kind on each side) or the folds. Files that gave no crop are kept in
         ``dropped`` with the reason."""
         p = self.p
-        with self.run.stage("crops"):
+        with self.run.stage("crops"), cluster.engine(self.cfg["cluster"], self.cfg["workers"]) as workers:
             self.crops, self.dropped = data.load_crops(self.cfg["folders"], self.prep, self.cfg["cache_dir"],
-                                                       self.cfg["workers"])
+                                                       workers, p["box_reuse"])
+        if p["box_reuse"]:
+            print(f"box reuse: {self.crops.box_reuse}")
         if self.loo:
             self.folds = validation.folds(self.crops.files, p["leave_out_by"], p["loo_min_files"])
             self.train_rows, self.val_set = self._train_side(np.arange(len(self.crops.files))), None
@@ -272,7 +274,7 @@ class TrainingJob:
         return {"record": Path(record), "speed": speed, "report": extra}
 
     def _data_info(self) -> dict[str, Any]:
-        out = {"train": data.info(self.train_set), "dropped": len(self.dropped)}
+        out = {"train": data.info(self.train_set), "dropped": len(self.dropped), "box_reuse": self.crops.box_reuse}
         if self.val_set is not None:
             out["val"] = data.info(self.val_set)
         return out

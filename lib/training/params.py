@@ -41,6 +41,7 @@ def _choices(p: dict[str, Any]) -> None:
         raise ParameterError("monitor", p["monitor"], [m for m in MONITORS if m != "loo_auc"],
                              why="loo_auc needs validate: leave_one_out")
     checks.boolean("self_blend", p["self_blend"])
+    checks.boolean("box_reuse", p["box_reuse"])
     if p["train_on"] == "real" and not p["self_blend"]:
         raise ParameterError("self_blend", p["self_blend"], "True", why="train_on 'real' has no fakes to learn from "
                              "without self-blended pseudo-fakes")
@@ -65,5 +66,6 @@ def check_params(p: dict[str, Any]) -> dict[str, Any]:
     backbones.check(p["backbone"])
     exp = checks.exp_name(p["exp"])
     return {"datasets": datasets, "folders": list(folders), "workers": checks.workers(p["workers"]),
+            "cluster": checks.cluster(p["cluster"]),
             "cache_dir": resolve(p["cache_dir"]) if p["cache_dir"] else None, "strategy": strategy, "exp": exp,
             "out": resolve(p["out"]) if p["out"] else MODELS / exp}
