@@ -85,7 +85,7 @@ def merge(out: Path, runs: list[Path], data_dir: Path | None = None) -> Path:
         data_dir = checks.existing_dir("data", str(dirs.pop()), "the data folder the shards were made from")
     tables = []
     for run, (shard, _) in zip(runs, found):
-        submission.check_submission(run / submission.SUBMISSION, data_dir, shard)
+        submission.check_submission(run / submission.SUBMISSION, data_dir, shard=shard)
         table = run / "predictions.csv"
         tables.append(pd.read_csv(table, dtype={"filename": str}, keep_default_na=False) if table.is_file()
                       else pd.read_csv(run / submission.SUBMISSION, dtype={"filename": str}, keep_default_na=False))

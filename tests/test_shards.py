@@ -78,12 +78,12 @@ def test_shard_submissions_are_partial_and_merge_into_the_unsharded_one(folder: 
     whole = _infer_run(folder, lm, tmp_path / "whole", tmp_path / "c0", "")
     runs = [_infer_run(folder, lm, tmp_path / f"s{i}", tmp_path / f"c{i}", f"{i}/3") for i in (1, 2, 3)]
     assert sum(len((r / "submission.csv").read_text().splitlines()) - 1 for r in runs) == 7
-    with pytest.raises(ValueError, match="4 media files have no row"):  # a shard is partial
+    with pytest.raises(ValueError, match="4 media files have no row"):  # a shard is partial (SubmissionError)
         submission.check_submission(runs[0] / "submission.csv", folder)
-    assert submission.submission_problems(runs[1] / "submission.csv", folder, "1/3") == [
+    assert submission.submission_problems(runs[1] / "submission.csv", folder, shard="1/3") == [
         "3 media files of shard 1/3 have no row: ['broken.mp4', 'clip2.mp4', 'face2.jpg']",
         f"2 rows name no media file of shard 1/3 in {folder}: ['clip0.mp4', 'face0.jpg']"]
-    assert submission.submission_problems(runs[1] / "submission.csv", folder, "2/3") == []
+    assert submission.submission_problems(runs[1] / "submission.csv", folder, shard="2/3") == []
     merged = shards.merge(tmp_path / "merged", [runs[2], runs[0], runs[1]])
     assert merged.read_bytes() == (whole / "submission.csv").read_bytes()
     import pandas as pd
