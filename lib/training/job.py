@@ -251,7 +251,7 @@ class TrainingJob:
         p, cfg = self.p, self.cfg
         check_crops = self.val_set.crops if self.val_set is not None else self.crops.crops[:64]
         speed = loop.measure_speed(self.model, check_crops, self.data_cfg, p["device"])
-        extra = self.strategy.report(self.model, self.val_set, speed, p["device"]) if self.val_set is not None else None
+        extra = self.strategy.report(self.model, self.val_set, speed, p["device"])
         training = {"exp": cfg["exp"], "strategy": p["strategy"], "backbone": p["backbone"], "threshold": self.threshold,
                     "aggregate": self.strategy.aggregate,
                     "val": self._metrics(), "params": p, "git": self.run.record["git"], "crops": self.prep.__dict__}

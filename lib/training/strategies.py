@@ -63,8 +63,9 @@ class Strategy:
         """A plain Hugging Face model for inference, every parameter trainable again, in eval mode."""
         return _set_trainable(model, lambda n: True).eval()
 
-    def report(self, model: nn.Module, val: CropSet, speed: dict[str, float], device: str) -> dict[str, Any] | None:
-        """What the strategy adds to the run's record (None: nothing)."""
+    def report(self, model: nn.Module, val: CropSet | None, speed: dict[str, float],
+               device: str) -> dict[str, Any] | None:
+        """What the strategy adds to the run's record (None: nothing); ``val`` is None under leave-one-out."""
         return None
 
 
@@ -175,7 +176,11 @@ class Distill(FineTune):
     def loss(self, logits: torch.Tensor, y: torch.Tensor, extra: torch.Tensor | None, base: Loss) -> torch.Tensor:
         return distill_loss(logits, extra, y, self.alpha, self.temperature, base)
 
-    def report(self, model: nn.Module, val: CropSet, speed: dict[str, float], device: str) -> dict[str, Any]:
+    def report(self, model: nn.Module, val: CropSet | None, speed: dict[str, float],
+               device: str) -> dict[str, Any] | None:
+        """The student against its teacher on the val files (nothing under leave-one-out: no val set)."""
+        if val is None:
+            return None
         params = sum(q.numel() for q in model.parameters())
         return compare_teacher(self.teacher, val, speed, params, device)
 
@@ -366,7 +371,7 @@ class LinearProbe(Strategy):
         extra = np.stack([feats[(owner == f) & pseudo].mean(0) for f in sources])
         return x, files, (extra, np.ones(len(sources), int), np.full(len(sources), "self_blend"))
 
-    def report(self, model: nn.Module, val: CropSet, speed: dict[str, float], device: str) -> dict[str, Any]:
+    def report(self, model: nn.Module, val: CropSet | None, speed: dict[str, float], device: str) -> dict[str, Any]:
         return {"features": self.features, "stages": list(self.stages), "tau": self.tau, "c": self.c,
                 "k_candidates": self.k, "k_chosen": getattr(self, "k_chosen", None),
                 "k_inner_auc": getattr(self, "k_scores", None), "kept_features": getattr(self, "kept", None)}
