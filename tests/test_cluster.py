@@ -153,7 +153,7 @@ def crash_on_crash(job: tuple) -> object:
 def test_a_file_that_kills_its_worker_on_every_try_gets_its_fallback_row(local2, tmp_path: Path) -> None:
     files = _slow_files(tmp_path / "media", 3)
     os.link(files[0], tmp_path / "media" / "crash.mp4")
-    jobs = [(f, PREP, tmp_path / "c") for f in sorted((tmp_path / "media").iterdir())]
+    jobs = [(f, PREP, tmp_path / "c", True) for f in sorted((tmp_path / "media").iterdir())]
     records = list(local2.stream(crash_on_crash, jobs, progress=False, failed=pipeline._failed_job))
     assert [r.filename for r in records] == ["crash.mp4", "v00.mp4", "v01.mp4", "v02.mp4"]
     crashed = records[0]

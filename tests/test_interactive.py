@@ -120,11 +120,11 @@ def test_list_parameters_given_as_text_are_read_as_lists():
 
 @pytest.mark.slow
 def test_papermill_p_list_reads_like_yaml(tmp_path):
-    from lib import train
+    from lib.training import data as training_data
 
     missing = [str(tmp_path / "no-such-set-a"), str(tmp_path / "no-such-set-b")]
     with pytest.raises(ParameterError) as expected:  # the error a real list with that element gets
-        train.traindata.dataset_paths(missing[0])
+        training_data.dataset_paths(missing[0])
     out = subprocess.run([sys.executable, "-m", "papermill", str(NOTEBOOKS / "train.ipynb"), str(tmp_path / "o.ipynb"),
                           "--log-level", "ERROR", "-p", "data", f"[{missing[0]}, {missing[1]}]"],
                          capture_output=True, text=True, cwd=ROOT)
