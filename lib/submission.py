@@ -7,16 +7,24 @@ its row is left out (the rest of the file stays valid) and the check names the f
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from pathlib import Path
 
 import pandas as pd
 
-from . import names
+from . import checks, names, shards
 from .media import list_media
+from .errors import ParameterError
 from .shards import describe, select
 
 COLUMNS = ["filename", "label"]
 SUBMISSION = "submission.csv"
+
+
+MERGE_HELP = ("Join the runs of shards (infer.ipynb with shard: i/n, every share once) into one submission checked "
+              "against the whole data folder.")
 
 
 class SubmissionError(ValueError):
@@ -93,7 +101,55 @@ def check_submission(path: Path, data_dir: Path, unnamed_ok: bool = False, shard
         raise SubmissionError(f"invalid submission {path}:\n- " + "\n- ".join(problems))
 
 
-if __name__ == "__main__":  # python -m lib.submission merge OUT RUN... (joins shard runs: lib.shards)
-    from .shards import main
+def merge(out: Path, runs: list[Path], data_dir: Path | None = None) -> Path:
+    """Join the shards' predictions into ``out/submission.csv`` (+ predictions.csv, merge.json), in the order an
+    unsharded run writes them, each shard checked against its share and the whole against ``data_dir``."""
+    runs = [Path(r) for r in runs]
+    found = [shards.run_shard(r) for r in runs]
+    n = shards.check_cover([s for s, _ in found], runs)
+    if data_dir is None:
+        dirs = {p.get("data_dir") for _, p in found}
+        if len(dirs) != 1:
+            raise ParameterError("data", None, "the folder the shards share (--data DIR)",
+                                 why=f"the runs name different data folders: {sorted(map(str, dirs))}")
+        data_dir = checks.existing_dir("data", str(dirs.pop()), "the data folder the shards were made from")
+    tables = []
+    for run, (shard, _) in zip(runs, found):
+        check_submission(run / SUBMISSION, data_dir, shard=shard)
+        table = run / "predictions.csv"
+        tables.append(pd.read_csv(table, dtype={"filename": str}, keep_default_na=False) if table.is_file()
+                      else pd.read_csv(run / SUBMISSION, dtype={"filename": str}, keep_default_na=False))
+    order = {p.name: k for k, p in enumerate(list_media(data_dir))}
+    merged = pd.concat(tables, ignore_index=True)
+    merged = merged.iloc[merged["filename"].map(order).argsort(kind="stable")].reset_index(drop=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    merged.to_csv(out / "predictions.csv", index=False)
+    path = write_submission(merged, out / SUBMISSION)
+    check_submission(path, data_dir)
+    (out / shards.MERGE_RECORD).write_text(json.dumps({"data_dir": str(data_dir), "shards": n, "runs": [str(r) for r in runs],
+                                                "files": int(len(merged))}, indent=2), encoding="utf-8")
+    return path
 
-    main()
+
+def main(argv: list[str] | None = None) -> Path:
+    """``python -m lib.submission merge OUT RUN... [--data DIR]``."""
+    parser = argparse.ArgumentParser(prog="python -m lib.submission", description=MERGE_HELP)
+    sub = parser.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("merge", help="join the predictions of shard runs into one checked submission")
+    m.add_argument("out", help="folder for the merged submission.csv, predictions.csv and merge.json")
+    m.add_argument("runs", nargs="+", help="run folders made with shard: i/n (every share once)")
+    m.add_argument("--data", default=None, help="the data folder (default: the one the runs recorded)")
+    args = parser.parse_args(argv)
+    try:
+        data = checks.existing_dir("data", args.data, "the data folder the shards were made from") if args.data \
+            else None
+        path = merge(Path(args.out), [Path(r) for r in args.runs], data)
+    except (ParameterError, ValueError) as e:
+        parser.exit(2, f"error: {e}\n")
+    print(f"merged {len(args.runs)} shards → {path}")
+    return path
+
+
+if __name__ == "__main__":  # python -m lib.submission merge OUT RUN...
+    main(sys.argv[1:])

@@ -45,6 +45,20 @@ def tiny_vit_reversed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_vit(tmp_path_factory.mktemp("tiny-vit-rev"), {0: "Fake", 1: "Real"})
 
 
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory):
+    """A module's outputs (submissions/, EXPERIMENTS.md) go to a temporary KIT_WORKDIR, never to the project's own
+    folders. (A test module may define its own, e.g. function-scoped.)"""
+    root = tmp_path_factory.mktemp("kit")
+    old = os.environ.get("KIT_WORKDIR")
+    os.environ["KIT_WORKDIR"] = str(root)
+    yield root
+    if old is None:
+        os.environ.pop("KIT_WORKDIR")
+    else:
+        os.environ["KIT_WORKDIR"] = old
+
+
 @pytest.fixture()
 def shared_dev() -> Path:
     """The real dev set in ../shared/data/dev; the test is skipped when it is absent."""

@@ -46,19 +46,6 @@ def _make_data(folder: Path) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """Outputs (submissions/, EXPERIMENTS.md) go to a temporary KIT_WORKDIR, never to the project's own folders."""
-    root = tmp_path_factory.mktemp("kit")
-    old = os.environ.get("KIT_WORKDIR")
-    os.environ["KIT_WORKDIR"] = str(root)
-    yield root
-    if old is None:
-        os.environ.pop("KIT_WORKDIR")
-    else:
-        os.environ["KIT_WORKDIR"] = old
-
-
 @pytest.mark.slow
 def test_preprocess_then_infer_end_to_end(workdir, tiny_vit, tmp_path_factory):
     data = _make_data(tmp_path_factory.mktemp("data"))

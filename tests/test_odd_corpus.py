@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,19 +18,6 @@ from lib import cache, names
 from lib.paths import NOTEBOOKS
 
 LABELLED = {"carriage\rreturn.jpg": 1, "comma, name.jpg": 0, "caf\\xe9.jpg": 1, "back\\slash.jpg": 0, "NA.jpg": 1}
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """Outputs (submissions/, EXPERIMENTS.md) go to a temporary KIT_WORKDIR, never to the project's own folders."""
-    root = tmp_path_factory.mktemp("kit-odd")
-    old = os.environ.get("KIT_WORKDIR")
-    os.environ["KIT_WORKDIR"] = str(root)
-    yield root
-    if old is None:
-        os.environ.pop("KIT_WORKDIR")
-    else:
-        os.environ["KIT_WORKDIR"] = old
 
 
 @pytest.fixture(scope="module")

@@ -84,7 +84,7 @@ def test_shard_submissions_are_partial_and_merge_into_the_unsharded_one(folder: 
         "3 media files of shard 1/3 have no row: ['broken.mp4', 'clip2.mp4', 'face2.jpg']",
         f"2 rows name no media file of shard 1/3 in {folder}: ['clip0.mp4', 'face0.jpg']"]
     assert submission.submission_problems(runs[1] / "submission.csv", folder, shard="2/3") == []
-    merged = shards.merge(tmp_path / "merged", [runs[2], runs[0], runs[1]])
+    merged = submission.merge(tmp_path / "merged", [runs[2], runs[0], runs[1]])
     assert merged.read_bytes() == (whole / "submission.csv").read_bytes()
     import pandas as pd
 
@@ -94,10 +94,10 @@ def test_shard_submissions_are_partial_and_merge_into_the_unsharded_one(folder: 
     assert a["fallback"].fillna("").tolist() == b["fallback"].fillna("").tolist()
     assert json.loads((tmp_path / "merged" / "merge.json").read_text())["files"] == 7
     with pytest.raises(ParameterError, match=r"missing \[2\], given twice \[1\]"):
-        shards.merge(tmp_path / "m2", [runs[0], runs[0], runs[2]])
+        submission.merge(tmp_path / "m2", [runs[0], runs[0], runs[2]])
     with pytest.raises(ParameterError, match="not made with a shard"):
-        shards.merge(tmp_path / "m3", [whole, runs[0]])
+        submission.merge(tmp_path / "m3", [whole, runs[0]])
     with pytest.raises(SystemExit):
-        shards.main(["merge", str(tmp_path / "m4"), str(runs[0])])
-    assert shards.main(["merge", str(tmp_path / "m5"), *map(str, runs), "--data", str(folder)]).read_bytes() == \
+        submission.main(["merge", str(tmp_path / "m4"), str(runs[0])])
+    assert submission.main(["merge", str(tmp_path / "m5"), *map(str, runs), "--data", str(folder)]).read_bytes() == \
         merged.read_bytes()

@@ -4,8 +4,6 @@ study's run record (kind ``sweep``), and the reminders of what a local score cho
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 import threading
 import warnings
 from datetime import datetime, timezone
@@ -16,25 +14,15 @@ import pandas as pd
 import yaml
 
 from .. import experiments
+from ..atomic import write_text
 from ..paths import SUBMISSIONS, WORKDIR
-from .space import Dim, decode
+from .space import Dim, Plan, decode
 
 if TYPE_CHECKING:
     import optuna
 
-    from .study import Plan
-
 TRIALS_CSV = "trials.csv"
 PLOTS = ("objective", "importances", "slice", "parallel")
-
-
-def _write(path: Path, text: str) -> None:
-    """Write a file atomically (readers never see half of it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def best_params_path(study: str) -> Path:
@@ -93,7 +81,7 @@ def best(study: "optuna.Study") -> "optuna.trial.FrozenTrial | None":
     return study.best_trial if done else None
 
 
-def write_best_params(study: "optuna.Study", plan: "Plan") -> Path | None:
+def write_best_params(study: "optuna.Study", plan: Plan) -> Path | None:
     """The fixed parameters with the best trial's values, as a params file ``papermill -f`` accepts."""
     b = best(study)
     if b is None:
@@ -107,7 +95,7 @@ def write_best_params(study: "optuna.Study", plan: "Plan") -> Path | None:
             "(give another exp with -p exp NAME)"]
     path = best_params_path(plan.study)
     text = "".join(f"# {h}\n" for h in head) + yaml.safe_dump(params, sort_keys=False, allow_unicode=True)
-    _write(path, text)
+    write_text(path, text)
     return path
 
 
@@ -134,7 +122,7 @@ def objective_figure(table: pd.DataFrame, objective: str, direction: str):  # ->
     return fig
 
 
-def figures(study: "optuna.Study", plan: "Plan", table: pd.DataFrame) -> tuple[dict[str, Any], list[str]]:
+def figures(study: "optuna.Study", plan: Plan, table: pd.DataFrame) -> tuple[dict[str, Any], list[str]]:
     """The study's plots (objective by trial; Optuna's parameter importances, slice and parallel-coordinate
     views when enough trials completed), and a note for each plot that could not be drawn and why."""
     import matplotlib.pyplot as plt
@@ -184,7 +172,7 @@ class Reporter:
     """Keeps the study's outputs current after every trial (trials.csv, best params, run.json) and draws the
     plots at the end of a session."""
 
-    def __init__(self, study: "optuna.Study", plan: "Plan", root: Path = SUBMISSIONS):
+    def __init__(self, study: "optuna.Study", plan: Plan, root: Path = SUBMISSIONS):
         self.study, self.plan, self.root = study, plan, Path(root)
         self.lock = threading.Lock()
         old = experiments.read_record(self.root / plan.study)
@@ -208,7 +196,7 @@ class Reporter:
         """trials.csv, the best params file and the study's run record, as they stand now."""
         with self.lock:
             table = trials_table(self.study, self.plan.dims)
-            _write(self.run.dir / TRIALS_CSV, table.to_csv(index=False))
+            write_text(self.run.dir / TRIALS_CSV, table.to_csv(index=False))
             path = write_best_params(self.study, self.plan)
             b = best(self.study)
             self.run.finish(

@@ -7,7 +7,7 @@ import ast
 import importlib
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -246,3 +246,23 @@ def check_base(base: dict[str, Any], dims: list[Dim], check: Callable[[dict[str,
     except ParameterError as e:
         if e.name not in {d.name for d in dims}:
             raise ParameterError(e.name, e.value, why=f"every trial would fail on the fixed parameters: {e}") from e
+
+
+@dataclass
+class Plan:
+    """A checked sweep: what every trial runs, and everything it needs, settled before any trial."""
+
+    params: dict[str, Any]  # the sweep's own parameters, as given
+    notebook: Path
+    kind: str
+    dims: list[Dim]
+    fixed: dict[str, Any]
+    study: str
+    objective: str
+    direction: str
+    trials: int
+    timeout: float | None
+    parallel: int
+    progress_key: str | None
+    notes: list[str] = field(default_factory=list)
+    rules: list[str] = field(default_factory=list)

@@ -7,7 +7,6 @@ import math
 import os
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from ..errors import ParameterError
 from ..paths import NOTEBOOKS, SUBMISSIONS, resolve
 from ..registry import Registry
 from . import report, space, trial as trials
-from .space import Dim
+from .space import Dim, Plan
 
 STORAGE = "study.db"
 DIRECTIONS = ("maximize", "minimize")
@@ -64,26 +63,6 @@ def _median() -> optuna.pruners.BasePruner:
 @PRUNERS.register("none")
 def _no_pruning() -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
-
-
-@dataclass
-class Plan:
-    """A checked sweep: what every trial runs, and everything it needs, settled before any trial."""
-
-    params: dict[str, Any]  # the sweep's own parameters, as given
-    notebook: Path
-    kind: str
-    dims: list[Dim]
-    fixed: dict[str, Any]
-    study: str
-    objective: str
-    direction: str
-    trials: int
-    timeout: float | None
-    parallel: int
-    progress_key: str | None
-    notes: list[str] = field(default_factory=list)
-    rules: list[str] = field(default_factory=list)
 
 
 def resolve_notebook(value: str) -> Path:
