@@ -22,7 +22,7 @@ Modules, one concern each, from the bottom of the house up:
     pipeline     preprocess files into cached crops (worker processes), predict files from crops
     cluster      preprocessing as tasks on a Dask cluster (cluster: local:N | tcp://host:port); never in the bundle
     boxreuse     training preprocessing: an original's face boxes reused for its fakes, checked on a key frame
-    shards       a deterministic share of a data folder (shard: i/n) and the merge of the shards' submissions
+    shards       a deterministic share of a data folder (shard: i/n), and what a merge checks of the shards' runs
     submission   write and validate submission.csv (names UTF-8 cannot hold are named, not lost; merge of shards)
     predict      the one road from media to predictions.csv + submission.csv (infer, bundle, check, bench)
     metrics      macro F1, confusion matrix, AUC, threshold tuning, per-source figures, inverted-label check
