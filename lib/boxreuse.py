@@ -152,8 +152,8 @@ def run_jobs(fn: Callable[[Any], FileRecord], jobs: list[Any], workers: int | An
     n = checks.workers(workers)
     if n == 0 or len(jobs) <= 1:
         return [fn(j) for j in tqdm(jobs, desc=desc, unit="file", disable=not progress)]
-    with pipeline._pool(min(n, len(jobs))) as pool:
-        return list(tqdm(pool.imap(fn, jobs), total=len(jobs), desc=desc, unit="file", disable=not progress))
+    stream = pipeline.pool_stream(fn, jobs, min(n, len(jobs)), 4 * n)
+    return list(tqdm(stream, total=len(jobs), desc=desc, unit="file", disable=not progress))
 
 
 def preprocess(table: pd.DataFrame, prep: PrepSettings, cache_dir: Path | None = None, workers: int | Any = -1,

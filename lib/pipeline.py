@@ -7,9 +7,11 @@ import multiprocessing as mp
 import shutil
 import sys
 from collections import defaultdict, deque
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from time import perf_counter
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -149,11 +151,76 @@ def _worker_init() -> None:
     cv2.setNumThreads(1)
 
 
-def _pool(n: int) -> Any:
+def _pool(n: int) -> ProcessPoolExecutor:
     """Worker processes started clean (forkserver, else spawn): forking a process whose OpenCV or OpenMP threads are
-    running (the model side uses both) can leave a child waiting forever on a lock copied in the locked state."""
+    running (the model side uses both) can leave a child waiting forever on a lock copied in the locked state. An
+    executor, not ``multiprocessing.Pool``: when a worker dies, its futures fail (``BrokenProcessPool``) instead of
+    waiting for ever."""
     methods = mp.get_all_start_methods()
-    return mp.get_context("forkserver" if "forkserver" in methods else "spawn").Pool(n, initializer=_worker_init)
+    context = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+    return ProcessPoolExecutor(n, mp_context=context, initializer=_worker_init)
+
+
+def _submit(pool: ProcessPoolExecutor, fn: Callable, job: tuple) -> Future:
+    """``pool.submit``; on a pool that is already broken, a future holding that error (handled where it is read)."""
+    try:
+        return pool.submit(fn, job)
+    except BrokenProcessPool as e:
+        failed: Future = Future()
+        failed.set_exception(e)
+        return failed
+
+
+WORKER_DIED = ("the worker process preparing this file died, twice (a crash in a decoder, or killed for memory): "
+               "not read")
+
+
+def pool_stream(fn: Callable, jobs: list[tuple], n: int, ahead: int) -> Iterator[FileRecord]:
+    """``fn(job)`` for every job in ``n`` worker processes, yielded in order, at most ``ahead`` jobs in flight. A
+    worker that dies (a decoder's segfault, the out-of-memory killer) breaks the pool: the jobs then in flight that
+    had not finished run again one at a time in a fresh process, where the one that kills it again gets its
+    fallback record (``WORKER_DIED``), and a new pool takes the rest. Nothing waits for ever and no file is lost."""
+    todo = iter(jobs)
+    pool = _pool(n)
+    try:
+        pending = deque((job, _submit(pool, fn, job)) for job in itertools.islice(todo, ahead))
+        while pending:
+            job, future = pending.popleft()
+            try:
+                record = future.result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=True, cancel_futures=True)
+                suspects = [(job, future), *pending]
+                pending.clear()
+                yield from _one_at_a_time(fn, suspects)
+                pool = _pool(n)
+                pending.extend((j, _submit(pool, fn, j)) for j in itertools.islice(todo, ahead))
+                continue
+            pending.extend((j, _submit(pool, fn, j)) for j in itertools.islice(todo, 1))
+            yield record
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _one_at_a_time(fn: Callable, jobs: list[tuple[tuple, Future]]) -> Iterator[FileRecord]:
+    """The results of jobs caught in a broken pool: a finished one's as it is, the others' from a fresh single
+    process each time the previous one died."""
+    pool = None
+    try:
+        for job, future in jobs:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                yield future.result()
+                continue
+            pool = pool or _pool(1)
+            try:
+                yield pool.submit(fn, job).result()
+            except BrokenProcessPool:
+                pool.shutdown(wait=True)
+                pool = None
+                yield _failed_job(job, WORKER_DIED)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
 def prepare_stream(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | None = None,
@@ -178,16 +245,9 @@ def prepare_stream(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | 
                 yield _reported(_prepare_cached(job))
                 bar.update()
             return
-        with _pool(min(n, len(jobs))) as pool:
-            todo, pending = iter(jobs), deque()
-            for job in itertools.islice(todo, ahead or 4 * n):
-                pending.append(pool.apply_async(_prepare_cached, (job,)))
-            while pending:
-                record = pending.popleft().get()
-                for job in itertools.islice(todo, 1):
-                    pending.append(pool.apply_async(_prepare_cached, (job,)))
-                bar.update()
-                yield _reported(record)
+        for record in pool_stream(_prepare_cached, jobs, min(n, len(jobs)), ahead or 4 * n):
+            bar.update()
+            yield _reported(record)
 
 
 def _reported(record: FileRecord) -> FileRecord:

@@ -42,6 +42,28 @@ def _faces(folder: Path, n_images: int = 2, n_videos: int = 2) -> list[Path]:
     return media.list_media(folder)
 
 
+# ------------------------------------------------------------------------------------------------ dead workers
+def die_on_crash(job: tuple) -> object:
+    """A worker job that kills its process for files named crash* (as a decoder's segfault or the OOM killer would),
+    on every try."""
+    if job[0].name.startswith("crash"):
+        os._exit(1)
+    return pipeline._prepare_cached(job)
+
+
+def test_a_file_that_kills_its_worker_gets_its_fallback_and_the_others_their_crops(tmp_path):
+    files = _faces(tmp_path / "media", n_images=3, n_videos=2)
+    shutil.copy(files[0], tmp_path / "media" / "crash.jpg")
+    jobs = [(f, PrepSettings(frames=2, size=32), tmp_path / "c", True) for f in media.list_media(tmp_path / "media")]
+    records = list(pipeline.pool_stream(die_on_crash, jobs, 2, 8))  # with multiprocessing.Pool this waited for ever
+    assert [r.filename for r in records] == [j[0].name for j in jobs]  # each file once, in order
+    crashed = records[0]
+    assert crashed.filename == "crash.jpg" and crashed.exception and crashed.error == pipeline.WORKER_DIED
+    assert all(r.has_crops and not r.error for r in records[1:])
+    table = pipeline.file_predictions(records, {}, fallback_prob=0.5)
+    assert table.loc[0, "fallback"] == pipeline.FALLBACK_EXCEPTION and table.loc[0, "prob_fake"] == 0.5
+
+
 # ------------------------------------------------------------------------------------------------ odd names
 def test_every_odd_name_gets_one_row_through_the_predict_road(tmp_path, lm):
     data = tmp_path / "data"
