@@ -5,7 +5,7 @@
 #   make train-demo  the four training strategies on the sample set, then infer with the LoRA model (CPU: minutes)
 #   make lab    venv + install, the sample set and demo detector the notebooks' defaults use, the kernel
 #               "deepfake-kit", then JupyterLab on 127.0.0.1 with a token (PORT=8888 to choose the port,
-#               LAB_ARGS="--no-browser --token T" passed to python -m lib.lab)
+#               LAB_ARGS="--no-browser --token T" passed to python -m lib.review.lab)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -26,14 +26,14 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 sample: install
-	$(BIN)/python -m lib.sample --out data/sample
+	$(BIN)/python -m lib.corpora.sample --out data/sample
 
 # The offline demo detector, fitted once (fit.json is written last, after the reload check); delete
 # models/demo-detector to fit it again.
 DEMO_MODEL := models/demo-detector/fit.json
 demo-model: $(DEMO_MODEL)
 $(DEMO_MODEL): | sample
-	$(BIN)/python -m lib.demo_model --data data/sample/fit --out models/demo-detector --frames 40
+	$(BIN)/python -m lib.training.demo_model --data data/sample/fit --out models/demo-detector --frames 40
 
 demo: sample demo-model
 	$(BIN)/papermill --log-level WARNING notebooks/preprocess.ipynb data/sample/preprocess.ipynb \
@@ -43,7 +43,7 @@ demo: sample demo-model
 	@echo "submission: submissions/demo/submission.csv  (run record: submissions/demo/run.json, table: EXPERIMENTS.md)"
 
 lab: sample demo-model
-	$(BIN)/python -m lib.lab $(if $(PORT),--port $(PORT)) $(LAB_ARGS)
+	$(BIN)/python -m lib.review.lab $(if $(PORT),--port $(PORT)) $(LAB_ARGS)
 
 # The recommended detector from every ../shared/data folder with a labels.csv (params/detector-train.yaml):
 # leave-one-kind-out figures in submissions/detector/, the model in models/detector/ (infer: params/detector.yaml).

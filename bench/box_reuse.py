@@ -4,7 +4,7 @@
 
 A miniature FaceForensics++ (generated: ``--originals`` face clips, each faked by ``--methods`` methods that keep
 its geometry: the frames recoloured, a stand-in for a swap that keeps pose and place) is imported with
-``lib.datasets`` and preprocessed for training twice from an empty crop cache, in this process: detection on every
+``lib.corpora.importers`` and preprocessed for training twice from an empty crop cache, in this process: detection on every
 file, then ``box_reuse``. ``--dev`` also runs
 the dev set (../shared/data/dev: real Celeb-DF fakes beside their originals) to show how often the check passes on
 real swaps. Prints a table and writes bench/out/box-reuse.json. Numbers are measured, never asserted.
@@ -28,8 +28,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
 
-from lib import boxreuse, pipeline  # noqa: E402
-from lib.datasets import import_corpus  # noqa: E402
+from lib import pipeline  # noqa: E402
+
+from lib.scale import boxreuse
+from lib.corpora.importers import import_corpus  # noqa: E402
 from lib.options import PrepSettings  # noqa: E402
 from lib.training.data import file_table  # noqa: E402
 

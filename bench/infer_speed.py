@@ -76,7 +76,7 @@ def resolve_corpus(corpus: str) -> Path:
     """``sample`` (generated when absent), ``dev`` (../shared/data/dev/media, read in place) or a folder."""
     folder = CORPORA.get(corpus, Path(corpus))
     if corpus == "sample" and not folder.is_dir():
-        subprocess.run([sys.executable, "-m", "lib.sample"], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, "-m", "lib.corpora.sample"], cwd=ROOT, check=True)
     if not folder.is_dir():
         raise SystemExit(f"--corpus {corpus!r}: no such folder {folder}")
     return folder.resolve()

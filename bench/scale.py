@@ -4,7 +4,7 @@ what the Dask path costs per file in scheduling.
     python bench/scale.py [--media DIR] [--frames 10] [--pool 2] [--clusters 1 2] [--limit N] [--dfdc-like]
 
 Media: the dev set (../shared/data/dev/media, 39 files) when present, else the generated sample set
-(data/sample/test, made with ``python -m lib.sample`` when absent). Every engine starts from an empty crop cache
+(data/sample/test, made with ``python -m lib.corpora.sample`` when absent). Every engine starts from an empty crop cache
 (all misses). A cluster's start-up, and a warm-up on 2 files per worker (imports, the detector), are timed apart
 from its run. Wall time shows throughput on this machine as it is
 (other work competing for the cores included); CPU seconds of this process and all below it show the work itself:
@@ -32,7 +32,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lib import cluster, media, pipeline  # noqa: E402
+from lib import media, pipeline  # noqa: E402
+
+from lib.scale import cluster
 from lib.options import PrepSettings  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev" / "media"
@@ -47,7 +49,7 @@ def media_folder(given: str) -> Path:
     if DEV.is_dir():
         return DEV
     if not SAMPLE.is_dir():
-        subprocess.run([sys.executable, "-m", "lib.sample", "--out", str(SAMPLE.parent)], cwd=ROOT, check=True)
+        subprocess.run([sys.executable, "-m", "lib.corpora.sample", "--out", str(SAMPLE.parent)], cwd=ROOT, check=True)
     return SAMPLE
 
 

@@ -1,6 +1,10 @@
 """Deepfake-detection competition kit: the library the notebooks import.
 
-Modules, one concern each, from the bottom of the house up:
+The folder line is the shipping line: the top-level ``lib/*.py`` modules are exactly what a scoring-server bundle
+ships (``lib.bundle.lib_closure``; ``tests/test_layout.py`` checks it), and everything that never ships lives in a
+subpackage named for what it does.
+
+Shipped, one concern each, from the bottom of the house up:
     paths        every folder the kit reads or writes
     errors       ParameterError, MediaError, ModelLoadError (a ParameterError), DiskFullError
     names        file names of any bytes in UTF-8 files: names that are not UTF-8 escaped, CSV quoting
@@ -17,25 +21,23 @@ Modules, one concern each, from the bottom of the house up:
     options      the settings types: crop settings (PrepSettings) and inference options (InferOptions)
     filerecord   the typed per-file record: cache, pipeline, plots, training data and bundle share it
     cache        on-disk crop cache keyed by file content and preprocessing settings
+    linear_probe the linear-probe architecture (frozen timm backbone + one linear layer) as a transformers model
     backbones    backbones by name (timm EfficientNet-Lite0/1/2 with offline ImageNet weights, ...), data configs
-    models       load Hugging Face image classifiers, P(fake) of a batch of crops
+    models       load Hugging Face image classifiers, their classes, P(fake) of a batch of crops
     pipeline     preprocess files into cached crops (worker processes), predict files from crops
-    cluster      preprocessing as tasks on a Dask cluster (cluster: local:N | tcp://host:port); never in the bundle
-    boxreuse     training preprocessing: an original's face boxes reused for its fakes, checked on a key frame
     shards       a deterministic share of a data folder (shard: i/n), and what a merge checks of the shards' runs
     submission   write and validate submission.csv (names UTF-8 cannot hold are named, not lost; merge of shards)
     predict      the one road from media to predictions.csv + submission.csv (infer, bundle, check, bench)
     metrics      macro F1, confusion matrix, AUC, threshold tuning, per-source figures, inverted-label check
     experiments  run records, EXPERIMENTS.md, duplicate-submission check, local-vs-public plot
-    plots        probability histograms and crop grids
     settings     each notebook's parameter keys; collect and check them before any work starts
-    eda          what a data folder holds and how it compares with the competition's test set
-    ensemble     combine runs' predictions; cross-validated weight and threshold fits; the one-model rule
-    kernel       scoring-server bundles: build and check them locally
-    datasets     importers of public corpora (FF++, Celeb-DF, DFDC, DF40, plain folders) into the kit's layout
-    sample       the generated, labelled sample set
-    demo_model   the offline demo detector (EfficientNet-Lite0 features + logistic regression)
-    training/    everything train.ipynb needs, and never shipped to the server (see lib/training/__init__.py)
+
+Never shipped:
+    bundle/      scoring-server bundles: build, check, projection (``python -m lib.bundle``; ``lib.kernel`` is an alias)
+    scale/       past one machine: a Dask cluster (cluster), box reuse for training preprocessing (boxreuse)
+    corpora/     importers of public corpora (FF++, Celeb-DF, DFDC, DF40, folders) and the generated sample set
+    review/      EDA, error analysis, figures, ensembles of runs, JupyterLab
+    training/    everything train.ipynb needs, and the offline demo detector (demo_model)
     sweep/       Optuna studies over a notebook's parameters: space, trials run by papermill, resume, reports
 
 Submodules are imported explicitly (``from lib import frames``) so that importing ``lib`` stays cheap.

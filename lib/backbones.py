@@ -257,12 +257,31 @@ def load_pretrained(source: str) -> tuple[Any, dict[str, Any]]:
     before it used timm (``kit_efficientnet_lite0``) are read into timm's ``tf_efficientnet_lite0``."""
     from transformers import AutoModelForImageClassification
 
-    from . import probe  # noqa: F401  registers the kit's linear-probe architecture with the Auto classes
+    from . import linear_probe  # noqa: F401  registers the kit's linear-probe architecture with the Auto classes
 
-    config = Path(source) / "config.json"
-    if config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("model_type") == LEGACY_TYPE:
+    if _is_legacy(source):
         return _load_legacy(Path(source))
     return AutoModelForImageClassification.from_pretrained(source, output_loading_info=True)
+
+
+def load_labels(source: str) -> dict[int, str]:
+    """The class names of a saved classifier, read from its config as ``load_pretrained`` reads them (timm-wrapper
+    folders carry ``label_names``, hub-style ones ``id2label``; transformers gives both as ``id2label``), without
+    loading its weights."""
+    from transformers import AutoConfig
+
+    from . import linear_probe  # noqa: F401
+
+    if _is_legacy(source):
+        config = json.loads((Path(source) / "config.json").read_text(encoding="utf-8"))
+        return {int(k): str(v) for k, v in config["id2label"].items()}
+    return {int(k): str(v) for k, v in AutoConfig.from_pretrained(source).id2label.items()}
+
+
+def _is_legacy(source: str) -> bool:
+    """A folder the kit wrote before it used timm (``kit_efficientnet_lite0``)."""
+    config = Path(source) / "config.json"
+    return config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("model_type") == LEGACY_TYPE
 
 
 def _load_legacy(folder: Path) -> tuple[Any, dict[str, Any]]:

@@ -30,6 +30,7 @@ from typing import Any, Iterator
 
 from filelock import FileLock
 
+from . import metrics
 from .atomic import write_text
 from .errors import ParameterError
 from .paths import EXPERIMENTS_MD, ROOT, SUBMISSIONS
@@ -395,7 +396,7 @@ def plot_scores(records: list[dict[str, Any]]):  # -> matplotlib Figure
     both = [(f, s["public"]) for _, f, s in pts if f is not None and s.get("public") is not None]
     title = f"{len(both)} runs with a local F1 and a public score"
     if len(both) >= 3:
-        title += f"; Spearman r = {_spearman(*map(np.asarray, zip(*both))):.2f}"
+        title += f"; Spearman r = {metrics.spearman(*zip(*both)):.2f}"
     ax.plot([0, 1], [0, 1], color="0.7", lw=1, ls="--")
     ax.set(xlabel="local macro F1", ylabel="leaderboard macro F1", title=title, xlim=(0, 1), ylim=(0, 1))
     ax.title.set_fontsize(9)
@@ -403,13 +404,6 @@ def plot_scores(records: list[dict[str, Any]]):  # -> matplotlib Figure
         ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
-
-
-def _spearman(x: Any, y: Any) -> float:
-    """Spearman rank correlation (ties averaged)."""
-    import pandas as pd
-
-    return float(pd.Series(x).rank().corr(pd.Series(y).rank()))
 
 
 def save_score_plot(root: Path = SUBMISSIONS, out: Path | None = None) -> Path:

@@ -35,7 +35,7 @@ class FileRecord:
     name_escaped: bool = False  # ``filename`` is the escaped form of a name that is not valid UTF-8
     link: str = ""  # "followed" / "refused": the file is a link to a file outside its data folder (follow_links)
     cache_repair: str = ""  # its cache entry failed to load in this run: which entry, why, where it was moved
-    boxes_from: str = ""  # box reuse (lib.boxreuse): the original whose face boxes were reused ("" → detected)
+    boxes_from: str = ""  # box reuse (lib.scale.boxreuse): the original whose face boxes were reused ("" → detected)
     box_reuse: str = ""  # box reuse: its check ("reused: IoU 0.93 on frame 14") or why it detected instead
 
     @property

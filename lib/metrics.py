@@ -1,10 +1,12 @@
-"""Local validation: macro F1 (fake = 1), confusion matrix, per-source figures and an inverted-label alarm."""
+"""Local validation: macro F1 (fake = 1), confusion matrix, per-source figures, an inverted-label alarm, threshold
+tuning, and bootstrap intervals that resample whole groups (``bootstrap``, ``paired_difference``)."""
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -100,3 +102,89 @@ def tune_threshold(scores: np.ndarray, y: np.ndarray, default: float = 0.5) -> t
     best = np.flatnonzero(np.isclose(f1, f1.max()))
     k = best[np.argmin(np.abs(thresholds[best] - default))]
     return float(np.clip(thresholds[k], 0.0, 1.0)), float(f1[k])
+
+
+def spearman(x: Any, y: Any) -> float:
+    """Spearman rank correlation (ties averaged)."""
+    return float(pd.Series(np.asarray(x, float)).rank().corr(pd.Series(np.asarray(y, float)).rank()))
+
+
+# ------------------------------------------------------------------------------ intervals by resampling whole groups
+Statistic = Callable[[np.ndarray, np.ndarray], float]  # (labels, scores) -> a figure such as AUC; nan where undefined
+
+
+def auc(y: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC; nan when ``y`` holds one class only."""
+    y = np.asarray(y)
+    return float(roc_auc_score(y, scores)) if len(np.unique(y)) == 2 else float("nan")
+
+
+def f1_at(threshold: float) -> Statistic:
+    """Macro F1 of ``scores ≥ threshold``."""
+    return lambda y, s: macro_f1(np.asarray(y), (np.asarray(s) >= threshold).astype(int))
+
+
+def reals_called_real(threshold: float) -> Statistic:
+    """Share of the reals (label 0) scored below ``threshold``; nan when there is none."""
+    def stat(y: np.ndarray, s: np.ndarray) -> float:
+        reals = np.asarray(s)[np.asarray(y) == 0]
+        return float(np.mean(reals < threshold)) if len(reals) else float("nan")
+
+    return stat
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A figure and its bootstrap interval (``level``, percentile method) from ``n`` resamples of whole groups."""
+
+    value: float
+    low: float
+    high: float
+    level: float = 0.9
+    n: int = 0  # resamples in which the figure was defined
+
+    def excludes(self, x: float = 0.0) -> bool:
+        """True when ``x`` lies outside the interval (e.g. a difference whose interval excludes zero)."""
+        return bool(x < self.low or x > self.high)
+
+    def text(self, digits: int = 3) -> str:
+        return f"{self.value:.{digits}f} [{self.low:.{digits}f}, {self.high:.{digits}f}]"
+
+
+def _group_index(groups: np.ndarray) -> list[np.ndarray]:
+    """Row indices of each group, in first-seen order."""
+    _, inverse = np.unique(np.asarray(groups).astype(str), return_inverse=True)
+    return [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)] if len(inverse) else []
+
+
+def _resamples(groups: np.ndarray, n: int, seed: int) -> list[np.ndarray]:
+    """``n`` bootstrap resamples of row indices, drawn by whole group (all rows of one origin move together)."""
+    members = _group_index(groups)
+    rng = np.random.default_rng(seed)
+    return [np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))]) for _ in range(n)]
+
+
+def _interval(value: float, draws: list[float], level: float) -> Interval:
+    ok = np.asarray([d for d in draws if np.isfinite(d)], float)
+    if not len(ok) or not np.isfinite(value):
+        return Interval(value, float("nan"), float("nan"), level, int(len(ok)))
+    lo, hi = np.quantile(ok, [(1 - level) / 2, (1 + level) / 2])
+    return Interval(float(value), float(lo), float(hi), level, int(len(ok)))
+
+
+def bootstrap(y: np.ndarray, scores: np.ndarray, groups: np.ndarray, stat: Statistic = auc, n: int = 1000,
+              level: float = 0.9, seed: int = 0) -> Interval:
+    """``stat(y, scores)`` with its bootstrap interval, resampling whole ``groups`` (e.g. ``origin``: the clips and
+    photos of one subject move together, so the interval is not narrowed by near-copies)."""
+    y, scores = np.asarray(y), np.asarray(scores, float)
+    draws = [stat(y[i], scores[i]) for i in _resamples(groups, n, seed)]
+    return _interval(stat(y, scores), draws, level)
+
+
+def paired_difference(y: np.ndarray, scores_a: np.ndarray, scores_b: np.ndarray, groups: np.ndarray,
+                      stat: Statistic = auc, n: int = 1000, level: float = 0.9, seed: int = 0) -> Interval:
+    """``stat`` of recipe A minus recipe B on the same files, with the interval of that difference from the same
+    resamples for both (paired): A is better than B only when the interval excludes zero."""
+    y, a, b = np.asarray(y), np.asarray(scores_a, float), np.asarray(scores_b, float)
+    draws = [stat(y[i], a[i]) - stat(y[i], b[i]) for i in _resamples(groups, n, seed)]
+    return _interval(stat(y, a) - stat(y, b), draws, level)

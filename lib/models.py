@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .backbones import load_pretrained, resolve_data_config
+from .backbones import load_labels, load_pretrained, resolve_data_config
 from .checks import model_source
 from .devices import amp_dtype, autocast, effective_precision, resolve_device
 from .errors import ModelLoadError, ParameterError
@@ -45,6 +45,13 @@ def fake_indices(id2label: dict[int, str]) -> list[int]:
     raise ModelLoadError(
         f"no class of id2label={dict(id2label)} looks like 'fake' (words tried: {sorted(_FAKE_WORDS)}); "
         "set config.id2label in the model folder's config.json")
+
+
+def model_classes(model: str) -> tuple[dict[int, str], list[int]]:
+    """A model's classes and the ones P(fake) adds up, from its config as the loader reads it (no weights loaded):
+    what ``load_model`` uses, and what the server bundle's build and check ask."""
+    id2label = load_labels(model_source(model))
+    return id2label, fake_indices(id2label)
 
 
 @dataclass

@@ -141,7 +141,7 @@ def _failed_job(job: tuple[Path, PrepSettings, Path], reason: str) -> FileRecord
 
 
 def slots(workers: int | Any) -> int:
-    """Files preprocessed at once: the worker processes, or an engine's (``lib.cluster``) worker threads."""
+    """Files preprocessed at once: the worker processes, or an engine's (``lib.scale.cluster``) worker threads."""
     return max(1, checks.workers(workers)) if isinstance(workers, int) else workers.slots
 
 
@@ -227,7 +227,7 @@ def prepare_stream(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | 
                    workers: int | Any = -1, ahead: int = 0, progress: bool = True,
                    follow_links: bool = True) -> Iterator[FileRecord]:
     """The record of each file, in order, as soon as its crops are cached. ``workers``: processes (-1 auto, 0 none),
-    or an engine of ``lib.cluster`` that deals the files out as tasks on a Dask cluster.
+    or an engine of ``lib.scale.cluster`` that deals the files out as tasks on a Dask cluster.
 
     Worker processes run at most ``ahead`` files (0: 4 per worker) beyond the one being consumed, so a consumer
     that is slower (the model) bounds the work, the disk and the memory in flight. A cache entry that had to be
@@ -235,7 +235,7 @@ def prepare_stream(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | 
     """
     cache_dir = Path(cache_dir or CROP_CACHE)
     jobs = [(Path(f), prep, cache_dir, follow_links) for f in files]
-    if not isinstance(workers, int):  # an engine of lib.cluster: the files are tasks on a Dask cluster
+    if not isinstance(workers, int):  # an engine of lib.scale.cluster: the files are tasks on a Dask cluster
         yield from (_reported(r) for r in workers.stream(_prepare_cached, jobs, ahead, progress, failed=_failed_job))
         return
     n = checks.workers(workers)

@@ -72,7 +72,7 @@ def predict_folder(data_dir: Path, lm: LoadedModel, opts: InferOptions, out_dir:
                    progress: bool = True, shard: str = "") -> Prediction:
     """Predict every media file of the flat folder ``data_dir`` (or its share ``shard="i/n"``, ``lib.shards``); with
     ``out_dir``, write predictions.csv and submission.csv there and check the submission against the folder (one
-    row per media file of the share). ``workers``: processes, or an engine of ``lib.cluster`` (Dask)."""
+    row per media file of the share). ``workers``: processes, or an engine of ``lib.scale.cluster`` (Dask)."""
     files = shards.select(media.list_media(data_dir), shard)
     try:
         pred = predict_files(files, lm, opts, cache_dir, workers, keep_cache, progress=progress)

@@ -24,7 +24,7 @@ from .paths import resolve
 _LITERAL = (str, int, float, bool, type(None), list, tuple, dict)
 _IPYTHON = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
-# the crop settings and where preprocessing runs (worker processes, or a Dask cluster: lib.cluster), shared by
+# the crop settings and where preprocessing runs (worker processes, or a Dask cluster: lib.scale.cluster), shared by
 # preprocess, infer and train
 _CROPS = CROP_KEYS + ("workers", "cluster", "cache_dir")
 _COMMON = ("data_dir", "model") + _CROPS + ("follow_links", "shard")
@@ -40,7 +40,7 @@ EDA_KEYS = ("data_dir", "labels", "sample", "frames", "detector", "detect_width"
 ENSEMBLE_KEYS = ("runs", "method", "weights", "threshold", "tune_threshold", "labels", "folds", "seed",
                  "allow_model_ensemble", "exp")
 ALL_KEYS = tuple(dict.fromkeys(PREPROCESS_KEYS + INFER_KEYS))
-# the scoring-server bundle's task.ipynb (lib.kernel)
+# the scoring-server bundle's task.ipynb (lib.bundle)
 TASK_KEYS = tuple(k for k in INFER_KEYS if k not in _NOT_ON_SERVER) + ("model_name",)
 TRAIN_KEYS = ("data", "train_on", "self_blend", "validate", "leave_out_by", "loo_epochs", "loo_min_files", "group_by",
               "val_fraction") + _CROPS + ("box_reuse",

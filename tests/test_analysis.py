@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lib import analysis
+from lib.review import analysis
 
 
 def _scores() -> pd.DataFrame:

@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from lib import boxreuse, cache, pipeline
+from lib import cache, pipeline
+
+from lib.scale import boxreuse
 from lib.options import PrepSettings
 from lib.training.data import file_table, load_crops
 from media_factory import face_frames, write_video

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import media_factory as mf
-from lib import cache, cluster, models, pipeline, predict
-from lib.datasets import import_corpus
+from lib import cache, models, pipeline, predict
+from lib.scale import cluster
+from lib.corpora.importers import import_corpus
 from lib.errors import ParameterError
 from lib.options import InferOptions, PrepSettings
 from lib.training.data import load_crops

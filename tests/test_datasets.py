@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from lib import datasets
-from lib.datasets import CorpusError, import_corpus
+from lib.corpora import importers as datasets
+from lib.corpora.importers import CorpusError, import_corpus
 from lib.errors import ParameterError
 from lib.frames import read_frames
 from lib.training.data import file_table

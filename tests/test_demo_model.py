@@ -15,7 +15,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from transformers import AutoModelForImageClassification
 
-from lib import backbones, demo_model
+from lib import backbones
+
+from lib.training import demo_model
 from lib.errors import ParameterError
 
 SIZE = 64

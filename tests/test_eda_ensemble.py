@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 import media_factory as mf
-from lib import ensemble, experiments, metrics, settings
+from lib import experiments, metrics, settings
+from lib.review import ensemble
 from lib.errors import ParameterError
 from lib.paths import NOTEBOOKS
 
@@ -145,7 +146,8 @@ def test_ensemble_parameters_are_checked_before_any_work(tmp_path):
 
 
 def test_eda_on_the_real_dev_set(shared_dev):
-    from lib import eda, media, metrics
+    from lib import media, metrics
+    from lib.review import eda
 
     files = media.list_media(shared_dev / "media")
     table = eda.inventory(files, metrics.read_labels(shared_dev / "labels.csv"), progress=False)

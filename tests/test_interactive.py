@@ -134,7 +134,7 @@ def test_papermill_p_list_reads_like_yaml(tmp_path):
 
 
 def test_lab_command_is_local_with_a_token_and_the_kits_kernel(monkeypatch):
-    from lib import lab
+    from lib.review import lab
 
     cmd = lab.lab_command(8123, "secret", open_browser=False)
     assert cmd[:3] == [sys.executable, "-m", "jupyterlab"]
@@ -154,7 +154,7 @@ def test_lab_command_is_local_with_a_token_and_the_kits_kernel(monkeypatch):
 def test_lab_kernel_and_settings_go_to_the_given_prefix(tmp_path):
     import json
 
-    from lib import lab
+    from lib.review import lab
 
     spec = json.loads((lab.register_kernel(tmp_path) / "kernel.json").read_text())
     assert (tmp_path / "share" / "jupyter" / "kernels" / "deepfake-kit" / "kernel.json").is_file()

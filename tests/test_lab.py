@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 
 from lib import media, submission
-from lib.lab import free_port
+from lib.review.lab import free_port
 from lib.paths import ROOT, SAMPLE
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -97,7 +97,7 @@ def lab(tmp_path_factory):
         yield {"url": url, "token": token, "workdir": workdir, "tmp": tmp, "log": log,
                "chromium": chromium, "driver": driver}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # make, python -m lib.lab (exec'd into JupyterLab) and its kernels
+        os.killpg(proc.pid, signal.SIGTERM)  # make, python -m lib.review.lab (exec'd into JupyterLab) and its kernels
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:

@@ -7,7 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from lib import ensemble, experiments
+from lib import experiments
+
+from lib.review import ensemble
 from lib.errors import ParameterError
 from lib.paths import DEMO_MODEL, NOTEBOOKS, ROOT
 

@@ -10,7 +10,7 @@ import dlib
 import numpy as np
 import pytest
 
-from lib import sample
+from lib.corpora import sample
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,10 @@ import pytest
 from PIL import Image
 
 import media_factory as mf
-from lib import checks, kernel, models, predict, settings, shards, submission
+from lib import checks, models, predict, settings, shards, submission
+from lib import bundle
 from lib.errors import ParameterError
+from lib.paths import ROOT
 from lib.options import InferOptions
 
 
@@ -47,9 +49,9 @@ def test_the_server_bundle_has_neither_cluster_nor_shard() -> None:
     assert {"cluster", "shard"} <= set(settings.INFER_KEYS) & set(settings.PREPROCESS_KEYS)
     assert not {"cluster", "shard"} & set(settings.TASK_KEYS)
     assert "cluster" in settings.TRAIN_KEYS and "box_reuse" in settings.TRAIN_KEYS
-    closure = kernel._lib_closure(kernel._TASK_MODULES)
+    closure = bundle.lib_closure()
     assert "cluster" not in closure and "boxreuse" not in closure and "shards" in closure
-    sources = {n: (Path(kernel.ROOT) / "lib" / f"{n}.py").read_text() for n in closure}
+    sources = {n: (ROOT / "lib" / f"{n}.py").read_text() for n in closure}
     assert not [n for n, text in sources.items() if "dask" in text or "distributed" in text]
 
 

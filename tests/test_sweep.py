@@ -307,7 +307,7 @@ def test_sweep_notebook_runs_a_study_and_shows_its_plots(fake_nb):
 
 @pytest.mark.slow
 def test_two_trial_infer_sweep_on_the_sample_set(tiny_vit, tmp_path_factory):
-    from lib import sample
+    from lib.corpora import sample
 
     test = sample.make_sample(tmp_path_factory.mktemp("sample"), seed=7)["test"]
     fixed = {"data_dir": str(test), "labels": str(test / "labels.csv"), "model": str(tiny_vit), "frames": 4,

@@ -334,13 +334,13 @@ def test_train_notebook_writes_a_model_that_infer_loads(vit, tmp_path):
 
         import yaml
 
-        from lib import kernel
+        from lib import bundle as bundles
 
         task = tmp_path / "task.yaml"
         task.write_text(yaml.safe_dump({"frames": 3, "threshold": "model", "workers": 0}))
-        bundle = kernel.build("k1", model=str(tmp_path / "m1"), params_file=str(task), out_root=tmp_path / "kernels")
-        assert (bundle / kernel.task_parameters(bundle)["model"] / "training.json").is_file()
-        assert kernel.static_problems(bundle) == [], "a trained model's bundle passes the server checks"
+        bundle = bundles.build("k1", model=str(tmp_path / "m1"), params_file=str(task), out_root=tmp_path / "kernels")
+        assert (bundle / bundles.task_parameters(bundle)["model"] / "training.json").is_file()
+        assert bundles.static_problems(bundle) == [], "a trained model's bundle passes the server checks"
         assert not (bundle / "lib" / "training").exists(), "the bundle never ships training code"
     finally:
         os.environ["KIT_WORKDIR"] = old

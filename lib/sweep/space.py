@@ -21,7 +21,7 @@ _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), 
 _SWEEP_OWNS = ("exp",)  # named by the sweep for every trial
 # The kit notebooks' own parameter checks (module:function), run on every value of the space before any trial.
 CHECKERS = {"infer": "lib.settings:check_infer", "train": "lib.training.params:check_params",
-            "ensemble": "lib.ensemble:check_params"}
+            "ensemble": "lib.review.ensemble:check_params"}
 _GRID_MAX = 1000  # a numeric range expanded for the grid sampler has at most this many values
 
 

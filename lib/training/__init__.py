@@ -1,5 +1,5 @@
 """Training: everything train.ipynb needs and the scoring-server bundle never ships (a folder rule: nothing outside
-``lib/training`` imports from it, and ``lib.kernel`` refuses a bundle whose code would).
+``lib/training`` imports from it, and ``lib.bundle`` refuses a bundle whose code would).
 
 Modules, one concern each:
     params      train.ipynb's parameters, checked once before any work starts
@@ -12,6 +12,7 @@ Modules, one concern each:
     strategies  feature_extractor, fine_tune, lora, distill as registered objects
     export      the model folder a run writes, and its reload check
     job         a training run step by step (what train.ipynb calls)
+    demo_model  the offline demo detector (EfficientNet-Lite0 features + logistic regression): make demo
 """
 
 from .job import TrainingJob

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import boxreuse, cache
+from .. import cache
 from ..errors import MediaError, ParameterError
 from ..media import media_kind
 from ..metrics import read_labels
@@ -18,6 +18,7 @@ from ..options import PrepSettings
 from ..paths import CROP_CACHE, resolve
 from ..pipeline import preprocess
 from ..progress import tqdm
+from ..scale import boxreuse
 from . import augment, sbi
 
 TRAIN_ON = ("all", "real")  # train on every labelled train-side file, or on the real ones only (fakes go to val)
@@ -35,7 +36,7 @@ class CropSet:
     crops: np.ndarray  # (N, S, S, 3) uint8
     file_index: np.ndarray  # (N,) row of ``files`` each crop came from
     files: pd.DataFrame
-    box_reuse: dict[str, Any] = field(default_factory=dict)  # lib.boxreuse.summary of the run that loaded them
+    box_reuse: dict[str, Any] = field(default_factory=dict)  # lib.scale.boxreuse.summary of the run that loaded them
 
     def labels(self) -> np.ndarray:
         return self.files["label"].to_numpy()[self.file_index]
@@ -107,8 +108,8 @@ def load_crops(folders: list[str], prep: PrepSettings, cache_dir: Path | None = 
                box_reuse: bool = False) -> tuple[CropSet, pd.DataFrame]:
     """Crops of every labelled file of ``folders`` (same crop code and cache as inference), and the files dropped.
 
-    ``workers``: processes, or an engine of ``lib.cluster`` (Dask). ``box_reuse``: fakes cropped with their
-    original's face boxes where ``lib.boxreuse`` allows it (``CropSet.box_reuse`` counts what happened)."""
+    ``workers``: processes, or an engine of ``lib.scale.cluster`` (Dask). ``box_reuse``: fakes cropped with their
+    original's face boxes where ``lib.scale.boxreuse`` allows it (``CropSet.box_reuse`` counts what happened)."""
     table = pd.concat([file_table(f) for f in folders], ignore_index=True)
     paths = [Path(p) for p in table["path"]]
     records = boxreuse.preprocess(table, prep, cache_dir, workers) if box_reuse else \

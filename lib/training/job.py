@@ -11,11 +11,13 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .. import analysis, backbones, cluster, plots
+from .. import backbones
 from ..devices import resolve_device
 from ..experiments import Run
 from ..options import PrepSettings
 from ..progress import tqdm
+from ..review import analysis, plots
+from ..scale import cluster
 from . import data, evaluate, export, loop, sbi, validation
 from .losses import make_loss
 

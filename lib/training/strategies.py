@@ -249,7 +249,7 @@ class LinearProbe(Strategy):
 
     def __init__(self, p: dict[str, Any]):
         super().__init__(p)
-        from .. import probe
+        from .. import linear_probe as probe
 
         self.features = checks.choice("probe_features", p.get("probe_features", "multi"), probe.FEATURES)
         self.stages = tuple(_ints("probe_stages", p.get("probe_stages", [1, 2, 3, 4, 5, 6]), "stage indices ≥ 0"))
@@ -264,7 +264,7 @@ class LinearProbe(Strategy):
         self._memo: dict[str, np.ndarray] = {}  # crop digest -> features, shared by the folds of a run
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        from .. import probe
+        from .. import linear_probe as probe
 
         if getattr(model, "timm_model", None) is None:
             raise ParameterError("backbone", type(model).__name__, [n for n in backbones.BACKBONES.names()

@@ -8,9 +8,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import cache
-from .filerecord import FileRecord
-from .paths import CROP_CACHE
+from .. import cache
+from ..filerecord import FileRecord
+from ..paths import CROP_CACHE
 
 
 def prob_histogram(predictions: pd.DataFrame, labels: pd.DataFrame | None = None, threshold: float = 0.5) -> plt.Figure:

@@ -1,7 +1,7 @@
 """The offline demo detector: frozen ImageNet EfficientNet-Lite0 features + logistic regression, saved as a
 Hugging Face image classifier (``real``/``fake``) that the kit's generic loader reads like any other model.
 
-``python -m lib.demo_model --data data/sample/fit --out models/demo-detector --frames 8``
+``python -m lib.training.demo_model --data data/sample/fit --out models/demo-detector --frames 8``
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import backbones, models, paths
-from .errors import ParameterError
-from .progress import tqdm
+from .. import backbones, models, paths
+from ..errors import ParameterError
+from ..progress import tqdm
 
 ID2LABEL = {0: "real", 1: "fake"}
 PROB_TOLERANCE = 1e-4
@@ -144,8 +144,8 @@ def _fit_record(
 
 def main(argv: list[str] | None = None) -> dict:
     """Command line: crops of the fit folder through the kit's pipeline, then ``fit_demo_model``."""
-    from .options import PrepSettings
-    from .pipeline import labelled_crops
+    from ..options import PrepSettings
+    from ..pipeline import labelled_crops
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=paths.SAMPLE / "fit", help="flat folder of media files")

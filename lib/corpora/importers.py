@@ -1,8 +1,8 @@
 """Importers for public training corpora: each reads a corpus's own layout and metadata and writes the kit's
 dataset layout, ``OUT/labels.csv`` + ``OUT/media/<flat name>`` symlinks into the corpus (no media is copied).
 
-``python -m lib.datasets import <ff++|celebdf|dfdc|df40|folder> SRC OUT [--link absolute|relative] [--force]``;
-each corpus has its own options (``python -m lib.datasets import ff++ --help``).
+``python -m lib.corpora import <ff++|celebdf|dfdc|df40|folder> SRC OUT [--link absolute|relative] [--force]``;
+each corpus has its own options (``python -m lib.corpora import ff++ --help``).
 
 ``labels.csv`` holds ``filename,label,source,kind,origin`` (+ ``split`` when the corpus has an official split):
 label 1 = fake; ``kind`` one of ``KINDS``; ``origin`` the real clip a fake was made from (a real's own id), so a
@@ -28,9 +28,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import ParameterError
-from .media import is_hidden, media_kind
-from .progress import tqdm
+from ..errors import ParameterError
+from ..media import is_hidden, media_kind
+from ..progress import tqdm
 
 KINDS = ("real-video", "real-photo", "faceswap", "talkinghead", "lipsync", "diffusion", "stylegan", "other")
 LINKS = ("absolute", "relative")
@@ -621,7 +621,7 @@ def _corpus_options(name: str, p: argparse.ArgumentParser) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lib.datasets", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m lib.corpora", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     imp = commands.add_parser("import", help="import a public corpus into the kit's layout (symlinks, no copies)")
     corpora = imp.add_subparsers(dest="corpus", required=True, metavar="{" + ",".join(IMPORTERS) + "}")
@@ -638,7 +638,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Command line: ``python -m lib.datasets import <corpus> SRC OUT [options]``."""
+    """Command line: ``python -m lib.corpora import <corpus> SRC OUT [options]``."""
     args = vars(_parser().parse_args(argv))
     args.pop("command")
     try:

@@ -1,7 +1,7 @@
 """The embedded sample set: labelled photos and videos generated from public-domain face photos that installed
 packages ship (scikit-image's ``astronaut``, NASA; matplotlib's ``grace_hopper.jpg``, US Navy).
 
-``python -m lib.sample [--out data/sample] [--seed 42] [--force]`` writes ``<out>/fit/`` (to fit the demo detector)
+``python -m lib.corpora.sample [--out data/sample] [--seed 42] [--force]`` writes ``<out>/fit/`` (to fit the demo detector)
 and ``<out>/test/`` (the demo's test set), each a flat folder of .jpg/.png/.mp4 files with ``labels.csv``
 (``filename,label,source,origin``; label 1 = fake). Each real item is a "scene" of one photo (random crop, scale,
 small rotation, flip, lighting, compression; videos add smooth camera motion, a lighting ramp and flicker, and
@@ -20,8 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import paths
-from .progress import tqdm
+from .. import paths
+from ..progress import tqdm
 
 LABELS_CSV = "labels.csv"
 COLUMNS = ("filename", "label", "source", "origin")
@@ -396,7 +396,7 @@ def _summary(items: list[_Item], out: Path, seconds: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Path]:
-    """Command line: ``python -m lib.sample [--out data/sample] [--seed 42] [--force]``."""
+    """Command line: ``python -m lib.corpora.sample [--out data/sample] [--seed 42] [--force]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=paths.SAMPLE, help="output folder (default: data/sample)")
     parser.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")

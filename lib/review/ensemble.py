@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from . import checks
-from .errors import ParameterError
-from .experiments import read_record, read_records
-from .metrics import macro_f1, tune_threshold
-from .paths import SUBMISSIONS
-from .registry import Registry
+from .. import checks
+from ..errors import ParameterError
+from ..experiments import read_record, read_records
+from ..metrics import macro_f1, tune_threshold
+from ..paths import SUBMISSIONS
+from ..registry import Registry
 
 Combiner = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 ENSEMBLES: Registry[Combiner] = Registry("method")
@@ -318,7 +318,7 @@ def inputs_record(inp: Inputs) -> list[dict[str, Any]]:
 def record_metrics(preds: pd.DataFrame, labels: pd.DataFrame, result: dict[str, Any]) -> dict[str, Any]:
     """The run record's metrics: ``macro_f1`` is the honest (cross-validated when fitted) score; the rest of
     ``lib.metrics.evaluate``'s figures are in-sample and named so."""
-    from .metrics import evaluate as evaluate_predictions
+    from ..metrics import evaluate as evaluate_predictions
 
     m = evaluate_predictions(preds, labels)
     cv = result["cv"] or {}

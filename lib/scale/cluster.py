@@ -14,7 +14,7 @@ a bystander queued beside a crashing file shares its deaths); each file's record
 file is lost or scored twice, and a file that fails on every try gets its fallback row (``failed``).
 
 This module is the only one that imports Dask, and only the notebooks and the training code import it: the
-scoring-server bundle (``lib.kernel``) never reaches it.
+scoring-server bundle (``lib.bundle``) never reaches it.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from tqdm.auto import tqdm
 
-from . import checks
-from .errors import ParameterError
+from .. import checks
+from ..errors import ParameterError
 
 CONNECT_TIMEOUT_S = 30
 RESUBMITS = 1  # a task given up after worker deaths is submitted once more (see DaskEngine._result)

@@ -1,6 +1,6 @@
 """JupyterLab for the kit: the project's venv as a named kernel, and a server bound to 127.0.0.1 with a token.
 
-``python -m lib.lab [--port N] [--token T] [--no-browser]`` (``make lab`` runs it after preparing the sample set and
+``python -m lib.review.lab [--port N] [--token T] [--no-browser]`` (``make lab`` runs it after preparing the sample set and
 the demo model that the notebooks' defaults use) registers the kernel ``deepfake-kit`` in this Python's own prefix
 (``<venv>/share/jupyter/kernels/``, never the user's kernels) and the offline defaults of JupyterLab's settings
 beside it (no news prompt, no update check), then replaces itself with JupyterLab: bound to
@@ -18,7 +18,7 @@ import socket
 import sys
 from pathlib import Path
 
-from .paths import NOTEBOOKS, ROOT
+from ..paths import NOTEBOOKS, ROOT
 
 KERNEL_NAME = "deepfake-kit"
 KERNEL_DISPLAY_NAME = "deepfake-kit (.venv)"
@@ -74,7 +74,7 @@ def lab_command(port: int, token: str, open_browser: bool = True) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: register the kernel, print the address, exec JupyterLab."""
-    ap = argparse.ArgumentParser(prog="python -m lib.lab", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m lib.review.lab", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     ap.add_argument("--token", default=os.environ.get("KIT_LAB_TOKEN", ""),

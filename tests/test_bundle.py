@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import media_factory as mf
-from lib import kernel
+from lib import bundle as bundles
 from lib.errors import ModelLoadError, ParameterError
 
 KEY = "aif-test-key-0123456789"
@@ -32,30 +32,30 @@ def _build(tmp_path: Path, model: Path, exp: str = "exp-k", **params) -> Path:
     yaml_file = tmp_path / f"{exp}.yaml"
     body = {"model": str(model), "frames": 3, "tta": "flip", "workers": 0, "batch_size": 5, **params}
     yaml_file.write_text("\n".join(f"{k}: {json.dumps(v)}" for k, v in body.items()))
-    return kernel.build(exp, params_file=str(yaml_file), out_root=tmp_path / "kernels")
+    return bundles.build(exp, params_file=str(yaml_file), out_root=tmp_path / "kernels")
 
 
 def test_build_writes_a_self_contained_bundle(tmp_path, tiny_vit, monkeypatch):
-    monkeypatch.setenv(kernel.KEY_ENV, KEY)
+    monkeypatch.setenv(bundles.KEY_ENV, KEY)
     bundle = _build(tmp_path, tiny_vit)
     nb = nbformat.read(bundle / "task.ipynb", as_version=4)
     tags = [t for c in nb.cells for t in c.metadata.get("tags", [])]
     assert tags == ["pip", "parameters", "submit"]
     assert nb.cells[1].source.startswith("!pip install") and '"aifactory"' in nb.cells[1].source
-    params = kernel.task_parameters(bundle)
+    params = bundles.task_parameters(bundle)
     assert params["model"] == f"model/{tiny_vit.name}" and params["frames"] == 3 and params["tta"] == "flip"
     assert params["data_dir"] == "./data" and params["model_name"] == "exp-k" and params["cache_dir"] == ""
     assert (bundle / params["model"] / "model.safetensors").is_file()
     assert {"pipeline.py", "models.py", "frames.py", "backbones.py"} <= {p.name for p in (bundle / "lib").iterdir()}
-    assert (bundle / "README.md").is_file() and kernel.key_leaks(bundle) == []
-    assert kernel.static_problems(bundle) == []
+    assert (bundle / "README.md").is_file() and bundles.key_leaks(bundle) == []
+    assert bundles.static_problems(bundle) == []
 
 
 def test_model_folder_names_the_uploader_skips_are_renamed(tmp_path, tiny_vit):
     pretrained = Path(shutil.copytree(tiny_vit, tmp_path / "pretrained-vit"))
     bundle = _build(tmp_path, pretrained)
-    assert kernel.task_parameters(bundle)["model"] == "model/weights"
-    assert kernel.static_problems(bundle) == []
+    assert bundles.task_parameters(bundle)["model"] == "model/weights"
+    assert bundles.static_problems(bundle) == []
 
 
 def test_hub_model_cannot_be_bundled(tmp_path):
@@ -81,32 +81,32 @@ def _edit_cell(bundle: Path, old: str, new: str) -> None:
 
 def test_static_problems_are_caught(tmp_path, tiny_vit, monkeypatch):
     bundle = _build(tmp_path, tiny_vit)
-    model = kernel.task_parameters(bundle)["model"]
+    model = bundles.task_parameters(bundle)["model"]
     shutil.move(str(bundle / model), str(bundle / "train_weights"))  # weights under a folder aif.submit skips
     _edit_cell(bundle, f"model: str = {model!r}", "model: str = 'train_weights'")
     _edit_cell(bundle, "import lib  #", "import kit_private_helpers\nimport lib  #")
     _edit_cell(bundle, "import json, resource", "try:\n    pass\nexcept* ValueError:\n    pass\nimport json, resource")
-    monkeypatch.setenv(kernel.KEY_ENV, KEY)
+    monkeypatch.setenv(bundles.KEY_ENV, KEY)
     (bundle / "notes.txt").write_text(f"key {KEY}")
-    problems = "\n".join(kernel.static_problems(bundle, max_size_mb=0.01))
+    problems = "\n".join(bundles.static_problems(bundle, max_size_mb=0.01))
     assert "train_weights/ would be left out by aif.submit" in problems
     assert "over the 0 MB limit" in problems
     assert "imports kit_private_helpers" in problems
     assert "not valid Python 3.10 syntax" in problems
     assert "notes.txt contains the submission key" in problems
     _edit_cell(bundle, "model: str = 'train_weights'", "model: str = '../elsewhere'")
-    assert "does not resolve to a model folder inside the bundle" in "\n".join(kernel.static_problems(bundle))
+    assert "does not resolve to a model folder inside the bundle" in "\n".join(bundles.static_problems(bundle))
 
 
 def test_the_bundle_must_run_this_checkouts_inference_road(tmp_path, tiny_vit):
     """task.ipynb calls predict.predict_folder, and its lib/ is byte for byte this checkout's (no training code)."""
     bundle = _build(tmp_path, tiny_vit)
-    assert kernel.static_problems(bundle) == []
+    assert bundles.static_problems(bundle) == []
     with open(bundle / "lib" / "pipeline.py", "a", encoding="utf-8") as f:
         f.write("# edited by hand\n")
     (bundle / "lib" / "training").mkdir()
     _edit_cell(bundle, "predict.predict_folder(", "predict.predict_files(")
-    problems = "\n".join(kernel.static_problems(bundle))
+    problems = "\n".join(bundles.static_problems(bundle))
     assert "lib/pipeline.py differs from this checkout's: rebuild" in problems
     assert "lib/training/ is in the bundle" in problems
     assert "does not call predict.predict_folder" in problems
@@ -114,16 +114,16 @@ def test_the_bundle_must_run_this_checkouts_inference_road(tmp_path, tiny_vit):
 
 @pytest.mark.slow
 def test_check_passes_and_equals_the_kits_own_infer(tmp_path, tiny_vit, data, monkeypatch):
-    monkeypatch.setenv(kernel.KEY_ENV, KEY)
+    monkeypatch.setenv(bundles.KEY_ENV, KEY)
     _build(tmp_path, tiny_vit)
-    report = kernel.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
+    report = bundles.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
     assert report["verdict"] == "PASS", report["reasons"]
     assert report["equivalence"]["files"] == 4 and report["equivalence"]["max_abs_diff"] <= 1e-6
     assert report["files"] == 4 and report["fallbacks"] == 1 and report["projection"]["projected_s"] > 0
     assert report["peak_rss_mb"] > 0 and report["crop_cache_peak_mb"] > 0 and report["bundle_mb"] > 0
-    text = kernel.format_report(report)
+    text = bundles.format_report(report)
     assert text.startswith("PASS") and "projection: 100 files" in text
-    assert kernel.key_leaks(tmp_path) == [], "the key must not be written anywhere"
+    assert bundles.key_leaks(tmp_path) == [], "the key must not be written anywhere"
 
 
 @pytest.mark.slow
@@ -132,7 +132,7 @@ def test_check_fails_when_a_file_gets_no_row(tmp_path, tiny_vit, data):
     _edit_cell(bundle, "if not cache_dir:", "import pandas as pd\n"
                "pd.read_csv(BUNDLE / 'submission.csv').iloc[:-1].to_csv(BUNDLE / 'submission.csv', index=False)\n"
                "if not cache_dir:")
-    report = kernel.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
+    report = bundles.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
     assert report["verdict"] == "FAIL" and "media files have no row" in " ".join(report["reasons"])
 
 
@@ -141,16 +141,16 @@ def test_check_fails_on_weights_that_do_not_load(tmp_path, tiny_vit, data):
     from safetensors.torch import load_file, save_file
 
     bundle = _build(tmp_path, tiny_vit)
-    weights = bundle / kernel.task_parameters(bundle)["model"] / "model.safetensors"
+    weights = bundle / bundles.task_parameters(bundle)["model"] / "model.safetensors"
     save_file({k: v for k, v in load_file(weights).items() if not k.startswith("classifier")}, weights,
               metadata={"format": "pt"})
-    report = kernel.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
+    report = bundles.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
     assert report["verdict"] == "FAIL" and "missing_keys" in " ".join(report["reasons"])
 
 
 def test_the_key_is_not_in_git():
-    root = Path(kernel.__file__).resolve().parents[1]
-    done = subprocess.run(["git", "grep", "-n", "-I", KEY, "--", ".", ":!tests/test_kernel.py"], cwd=root,
+    root = Path(bundles.__file__).resolve().parents[1]
+    done = subprocess.run(["git", "grep", "-n", "-I", KEY, "--", ".", ":!tests/test_bundle.py"], cwd=root,
                           capture_output=True, text=True)
     assert done.returncode == 1 and done.stdout == "", done.stdout
     assert subprocess.run(["git", "check-ignore", "-q", ".aif_key"], cwd=root).returncode == 0, "ignore the key file"
@@ -160,7 +160,7 @@ def test_submit_cell_does_nothing_without_a_key(tmp_path, tiny_vit, monkeypatch,
     bundle = _build(tmp_path, tiny_vit)
     cell = next(c for c in nbformat.read(bundle / "task.ipynb", as_version=4).cells
                 if "submit" in c.metadata.get("tags", []))
-    monkeypatch.delenv(kernel.KEY_ENV, raising=False)
+    monkeypatch.delenv(bundles.KEY_ENV, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     exec(cell.source, {"Path": Path, "model_name": "exp-k"})  # would import aifactory (not installed) with a key
     assert "submit skipped" in capsys.readouterr().out
@@ -183,12 +183,12 @@ def test_check_passes_with_odd_names_and_names_the_files_utf8_cannot_carry(tmp_p
     for r in latin1:
         os.replace(os.path.join(os.fsencode(data), r), os.path.join(os.fsencode(moved), r))
     _build(tmp_path, tiny_vit)
-    report = kernel.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
+    report = bundles.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
     assert report["verdict"] == "PASS", report["reasons"]
     assert report["files"] == len(raw) - len(latin1) == report["equivalence"]["files"]
     assert report["equivalence"]["max_abs_diff"] <= 1e-6
     os.replace(os.path.join(os.fsencode(moved), b"caf\xe9.jpg"), os.path.join(os.fsencode(data), b"caf\xe9.jpg"))
-    report = kernel.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
+    report = bundles.check("exp-k", data=str(data), n_files=100, out_root=tmp_path / "kernels")
     assert report["verdict"] == "FAIL" and len(report["reasons"]) == 1, report["reasons"]
     assert "1 media files have names that are not valid UTF-8" in report["reasons"][0]
     assert "caf\\\\xe9.jpg" in report["reasons"][0] and report["equivalence"]["max_abs_diff"] <= 1e-6

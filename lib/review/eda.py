@@ -12,10 +12,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import faces, frames, names
-from .errors import MediaError
-from .media import media_kind
-from .progress import tqdm
+from .. import faces, frames, names
+from ..errors import MediaError
+from ..media import media_kind
+from ..progress import tqdm
 
 ONE_FACE_SHARE = 0.9  # share of sampled frames with exactly one face for a folder to look like "one face per file"
 DURATION_TOLERANCE = 0.5  # a video is "about" the expected length within ± this fraction of it

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .metrics import macro_f1
+from ..metrics import macro_f1
 
 META = ("source", "kind", "media", "frames_read", "faces_found", "crops", "fallback", "reason", "held_out")  # shown when present
 Crops = Callable[[int], tuple[np.ndarray, np.ndarray]]  # row of the scores table -> (crops, P(fake) of each crop)
@@ -121,8 +121,8 @@ def analyse(scores: pd.DataFrame, threshold: float, crops_of: Crops, n: int = 6)
 def for_prediction(pred: Any, truth: pd.DataFrame, cache_dir: Path | None = None, n: int = 6) -> Analysis:
     """The analysis of a ``predict.Prediction`` against labels (``filename,label[,source,kind]``): the crops come
     from the crop cache, the per-frame probabilities from the prediction; unlabelled files are left out."""
-    from . import cache
-    from .paths import CROP_CACHE
+    from .. import cache
+    from ..paths import CROP_CACHE
 
     extra = [c for c in ("source", "kind") if c in truth.columns]
     labels = truth[["filename", "label", *extra]].rename(columns={"label": "truth", "kind": "label_kind"})

@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import cache, checks, faces, frames, pipeline
-from .cache import CropEntry
-from .errors import MediaError
-from .filerecord import FileRecord
-from .media import media_kind
-from .options import PrepSettings
+from .. import cache, checks, faces, frames, pipeline
+from ..cache import CropEntry
+from ..errors import MediaError
+from ..filerecord import FileRecord
+from ..media import media_kind
+from ..options import PrepSettings
 
 MIN_IOU = 0.5  # the face detected on the fake's key frame must overlap the reused box at least this much
 NO_ORIGINAL = "no original among the labelled reals"
@@ -145,7 +145,7 @@ def prepare_reused(job: Job) -> FileRecord:
 
 def run_jobs(fn: Callable[[Any], FileRecord], jobs: list[Any], workers: int | Any, progress: bool = True,
              desc: str = "reuse boxes") -> list[FileRecord]:
-    """``fn`` of every job, in order: in this process, in worker processes, or on a ``lib.cluster`` engine."""
+    """``fn`` of every job, in order: in this process, in worker processes, or on a ``lib.scale.cluster`` engine."""
     if not isinstance(workers, int):
         failed = lambda job, why: pipeline._failed(job[0], why, exception=True)  # noqa: E731
         return list(workers.stream(fn, jobs, len(jobs), progress, failed=failed, desc=desc))
