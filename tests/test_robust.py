@@ -21,7 +21,7 @@ from PIL import Image
 
 import media_factory as mf
 import odd_corpus
-from lib import cache, experiments, media, models, names, pipeline, predict, settings, submission
+from lib import cache, engines, experiments, media, models, names, pipeline, predict, settings, submission
 from lib.errors import DiskFullError, ModelLoadError, ParameterError
 from lib.options import InferOptions, PrepSettings
 
@@ -43,25 +43,27 @@ def _faces(folder: Path, n_images: int = 2, n_videos: int = 2) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------------ dead workers
-def die_on_crash(job: tuple) -> object:
+def die_on_crash(job: engines.Job) -> object:
     """A worker job that kills its process for files named crash* (as a decoder's segfault or the OOM killer would),
     on every try."""
-    if job[0].name.startswith("crash"):
+    if job.path.name.startswith("crash"):
         os._exit(1)
-    return pipeline._prepare_cached(job)
+    return pipeline.prepare_cached(job)
 
 
 def test_a_file_that_kills_its_worker_gets_its_fallback_and_the_others_their_crops(tmp_path):
     files = _faces(tmp_path / "media", n_images=3, n_videos=2)
     shutil.copy(files[0], tmp_path / "media" / "crash.jpg")
-    jobs = [(f, PrepSettings(frames=2, size=32), tmp_path / "c", True) for f in media.list_media(tmp_path / "media")]
-    records = list(pipeline.pool_stream(die_on_crash, jobs, 2, 8))  # with multiprocessing.Pool this waited for ever
-    assert [r.filename for r in records] == [j[0].name for j in jobs]  # each file once, in order
+    jobs = [engines.Job(f, PrepSettings(frames=2, size=32), tmp_path / "c") for f in media.list_media(tmp_path / "media")]
+    pool = engines.ProcessPool(2)
+    records = list(pool.stream(die_on_crash, jobs, 8, progress=False))  # with multiprocessing.Pool this waited for ever
+    assert [r.filename for r in records] == [j.path.name for j in jobs]  # each file once, in order
     crashed = records[0]
-    assert crashed.filename == "crash.jpg" and crashed.exception and crashed.error == pipeline.WORKER_DIED
+    assert crashed.filename == "crash.jpg" and crashed.exception and crashed.error == engines.WORKER_DIED
     assert all(r.has_crops and not r.error for r in records[1:])
     table = pipeline.file_predictions(records, {}, fallback_prob=0.5)
     assert table.loc[0, "fallback"] == pipeline.FALLBACK_EXCEPTION and table.loc[0, "prob_fake"] == 0.5
+    assert pool.info()["failed_files"] == [str(jobs[0].path)] and len(pool.info()["workers_lost"]) == 2
 
 
 # ------------------------------------------------------------------------------------------------ odd names
