@@ -166,6 +166,29 @@ def test_a_file_that_kills_its_worker_on_every_try_gets_its_fallback_row(local2,
     assert str(tmp_path / "media" / "crash.mp4") in local2.lost
 
 
+def stop_on_hang(job: engines.Job) -> object:
+    """A job that stops its worker process for files named hang* (a decoder that never returns)."""
+    if job.path.name.startswith("hang"):
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return pipeline.prepare_cached(job)
+
+
+def test_a_hung_file_on_the_cluster_gets_its_timeout_row(local2, tmp_path: Path, monkeypatch) -> None:
+    """The worker running hang.mp4 stops for ever: past the file's limit its nanny restarts it, the file gets its
+    ``timeout`` row and the other files finish on the workers."""
+    monkeypatch.setattr(cluster, "RESTART_TIMEOUT_S", 4)
+    monkeypatch.setattr(local2, "file_timeout", 15.0)  # the clock starts when the run waits for the file
+    files = _slow_files(tmp_path / "media", 3)
+    os.link(files[0], tmp_path / "media" / "hang.mp4")
+    jobs = [engines.Job(f, PREP, tmp_path / "c") for f in sorted((tmp_path / "media").iterdir())]
+    records = list(local2.stream(stop_on_hang, jobs, progress=False))
+    assert [r.filename for r in records] == ["hang.mp4", "v00.mp4", "v01.mp4", "v02.mp4"]
+    assert records[0].timed_out and "time limit of 15 s" in records[0].error
+    assert all(r.has_crops for r in records[1:]), [r.error for r in records]
+    assert local2.info()["timed_out_files"] == [str(tmp_path / "media" / "hang.mp4")]
+    local2.client.wait_for_workers(2, timeout=60)  # the nanny started a new worker
+
+
 def test_a_scheduler_that_does_not_answer_is_a_parameter_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2)
     with pytest.raises(ParameterError, match="cluster='tcp://127.0.0.1:9'.*no Dask scheduler answers"):
