@@ -176,7 +176,7 @@ _HELP = {"data_dir": "the server's flat test folder", "model": "model folder ins
          "cache_dir": "'' means a temporary folder outside the bundle, deleted after the run",
          "follow_links": "a link in ./data to a file outside it: True → read it, False → refuse it (a fallback row)",
          "file_timeout": "seconds a file may take per 10 frames and per 10 MB before its worker is stopped (a fallback "
-                         "row); 0 → no limit",
+                         "row); 0 → no limit (nor with workers 0)",
          "model_name": "the name aif.submit gives this submission", "exp": "the experiment this bundle was built from"}
 
 
