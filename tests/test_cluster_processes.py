@@ -66,6 +66,27 @@ def _wait_for(condition, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def _cluster(spawn) -> tuple[str, list[subprocess.Popen], list[str]]:
+    """The two commands a user types, on 127.0.0.1: a scheduler, and two single-threaded workers (fixed ports, so
+    that their addresses are known); returns the scheduler's address, the worker processes and their addresses."""
+    dask = str(Path(sys.executable).parent / "dask")
+    port, ports = _port(), [_port() for _ in range(2)]
+    address = f"tcp://127.0.0.1:{port}"
+    spawn("scheduler", dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
+    workers = [spawn(f"worker{i}", dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
+                     "--host", "127.0.0.1", "--worker-port", str(p), "--name", f"w{i}") for i, p in enumerate(ports)]
+    return address, workers, [f"tcp://127.0.0.1:{p}" for p in ports]
+
+
+def _infer(args: dict, tmp_path: Path) -> subprocess.Popen:
+    """infer.ipynb through papermill, its outputs under tmp_path/kit."""
+    env = {**os.environ, "KIT_WORKDIR": str(tmp_path / "kit"), "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "papermill", str(NOTEBOOKS / "infer.ipynb"),
+                             str(tmp_path / f"{args['exp']}.ipynb"), "--no-progress-bar",
+                             *[x for k, v in args.items() for x in ("-p", k, str(v))]],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
 def test_infer_on_a_scheduler_and_two_worker_processes_survives_a_killed_worker(spawn, tiny_vit: Path,
                                                                                  tmp_path: Path) -> None:
     from distributed import Client
@@ -74,25 +95,14 @@ def test_infer_on_a_scheduler_and_two_worker_processes_survives_a_killed_worker(
     data.mkdir()
     for i in range(N_FILES):
         mf.face_video(data / f"clip{i:02d}.mp4", n_frames=10 + i % 3, size=(320 + 16 * (i % 4), 240))
-    dask = str(Path(sys.executable).parent / "dask")
-    port, ports = _port(), [_port() for _ in range(2)]
-    address = f"tcp://127.0.0.1:{port}"
-    spawn("scheduler", dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard")
-    workers = [spawn(f"worker{i}", dask, "worker", address, "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
-                     "--host", "127.0.0.1", "--worker-port", str(p), "--name", f"w{i}") for i, p in enumerate(ports)]
-    victim = f"tcp://127.0.0.1:{ports[1]}"
+    address, workers, addresses = _cluster(spawn)
     client = Client(address, timeout=60)
     try:
         client.wait_for_workers(2, timeout=60)
-        env = {**os.environ, "KIT_WORKDIR": str(tmp_path / "kit"), "PYTHONPATH": str(ROOT)}
-        args = {"data_dir": data, "model": tiny_vit, "cache_dir": tmp_path / "crops", "cluster": address, "exp": "cl",
-                **PARAMS}
-        notebook = subprocess.Popen([sys.executable, "-m", "papermill", str(NOTEBOOKS / "infer.ipynb"),
-                                     str(tmp_path / "cl.ipynb"), "--no-progress-bar",
-                                     *[x for k, v in args.items() for x in ("-p", k, str(v))]],
-                                    cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        notebook = _infer({"data_dir": data, "model": tiny_vit, "cache_dir": tmp_path / "crops", "cluster": address,
+                           "exp": "cl", **PARAMS}, tmp_path)
         entries = lambda: len(list((tmp_path / "crops").rglob("*.npz")))  # noqa: E731
-        _wait_for(lambda: entries() >= 2 and client.processing().get(victim), 120, "the victim busy mid-run")
+        _wait_for(lambda: entries() >= 2 and client.processing().get(addresses[1]), 120, "the victim busy mid-run")
         os.killpg(workers[1].pid, signal.SIGKILL)  # the worker and its nanny, as a machine that goes away
         killed_at = entries()
         out, _ = notebook.communicate(timeout=180)
@@ -102,12 +112,12 @@ def test_infer_on_a_scheduler_and_two_worker_processes_survives_a_killed_worker(
         client.close()
     run = tmp_path / "kit" / "submissions" / "cl"
     lm = models.load_model(str(tiny_vit), device="cpu")
-    ref = predict.predict_folder(data, lm, InferOptions(**PARAMS), tmp_path / "ref", tmp_path / "ref-crops", workers=0,
-                                 progress=False)
+    predict.predict_folder(data, lm, InferOptions(**PARAMS), tmp_path / "ref", tmp_path / "ref-crops", workers=0,
+                           progress=False)  # the same road in this process
     assert (run / "submission.csv").read_bytes() == (tmp_path / "ref" / "submission.csv").read_bytes()
     got, want = (pd.read_csv(d / "predictions.csv", keep_default_na=False) for d in (run, tmp_path / "ref"))
     assert len(got) == N_FILES and got.drop(columns="prob_fake").equals(want.drop(columns="prob_fake"))
     np.testing.assert_allclose(got["prob_fake"], want["prob_fake"], atol=1e-6)
     engine = json.loads((run / "run.json").read_text())["engine"]
     assert engine["cluster"] == address and engine["failed_files"] == [] and engine["timed_out_files"] == []
-    assert [w for w in engine["workers_lost"] if w.startswith(f"{victim}: lost")], engine
+    assert [w for w in engine["workers_lost"] if w.startswith(f"{addresses[1]}: lost")], engine
