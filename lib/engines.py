@@ -44,7 +44,8 @@ from .media import media_kind
 from .options import PrepSettings
 from .progress import tqdm
 
-FILE_TIMEOUT = 60.0  # seconds a file may take per 10 frames and per 10 MB (file_timeout); 0: no limit
+FILE_TIMEOUT = 120.0  # seconds a file may take per 10 frames and per 10 MB (file_timeout); 0: no limit. dlib_cnn on 30
+# frames of a 1 MB clip took 102 s on 2 busy cores (load 10) against its limit of 371 s; dlib_hog took at most 2.6 s
 CLUSTER_MODULE = "lib.scale.cluster"  # loaded only when a cluster is asked for (never shipped to the server)
 WATCH_S = 0.2  # how often a worker checks that the process that started it is alive
 WORKER_DIED = ("the worker process preparing this file died, twice (a crash in a decoder, or killed for memory): "

@@ -173,3 +173,12 @@ def test_in_process_and_pool_give_the_same_records(tmp_path: Path) -> None:
     assert [(r.filename, r.n_crops, r.boxes) for r in here] == [(r.filename, r.n_crops, r.boxes) for r in there]
     for a, b in zip(here, there):
         np.testing.assert_array_equal(cache.load_crops(tmp_path / "a", a), cache.load_crops(tmp_path / "b", b))
+
+
+@pytest.mark.parametrize("name", ["infer.ipynb", "preprocess.ipynb", "train.ipynb"])
+def test_the_notebooks_default_file_timeout_is_the_engines(name: str) -> None:
+    import papermill as pm
+
+    from lib.paths import NOTEBOOKS
+
+    assert float(pm.inspect_notebook(str(NOTEBOOKS / name))["file_timeout"]["default"]) == engines.FILE_TIMEOUT
