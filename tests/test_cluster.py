@@ -79,6 +79,7 @@ def corpora(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def local2() -> cluster.DaskEngine:
     """One LocalCluster of 2 worker processes (1 thread each); a task is given up after its worker died twice."""
     import dask
+    import distributed  # noqa: F401  (its config defaults first: leaving set() restores what it found, no more)
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         with engines.opened("local:2") as eng:
