@@ -119,7 +119,8 @@ def test_anchors_follow_github() -> None:
     assert docblocks.slug("Training (`train.ipynb`)") == "training-trainipynb"
     assert docblocks.slug("Measured: dev set + face pool, EfficientNet-Lite0") == \
         "measured-dev-set--face-pool-efficientnet-lite0"
-    assert docblocks.slug("Projection: DFDC's 100,000 clips on N machines") == "projection-dfdcs-100000-clips-on-n-machines"
+    assert docblocks.slug("Projection: DFDC's 100,000 clips on N machines") == \
+        "projection-dfdcs-100000-clips-on-n-machines"
     assert docblocks.slug(docblocks._heading_text("Sweeps (`sweep.ipynb`, [lib](x.md))")) == "sweeps-sweepipynb-lib"
 
 
