@@ -21,7 +21,7 @@ ONE_FACE_SHARE = 0.9  # share of sampled frames with exactly one face for a fold
 DURATION_TOLERANCE = 0.5  # a video is "about" the expected length within ± this fraction of it
 
 
-def probe_file(path: Path) -> dict[str, Any]:
+def inspect_file(path: Path) -> dict[str, Any]:
     """What one file is: kind, extension, size, upright resolution and orientation, fps, frames, duration, or why it
     cannot be read (the reason ``lib.frames.read_frames`` gives)."""
     path = Path(path)
@@ -56,8 +56,8 @@ def _video_props(path: Path, count: int) -> dict[str, Any]:
 
 
 def inventory(files: list[Path], labels: pd.DataFrame | None = None, progress: bool = True) -> pd.DataFrame:
-    """One row per media file (``probe_file``), with its label (and source) when labels are given."""
-    table = pd.DataFrame([probe_file(f) for f in tqdm(files, desc="probe", unit="file", disable=not progress)])
+    """One row per media file (``inspect_file``), with its label (and source) when labels are given."""
+    table = pd.DataFrame([inspect_file(f) for f in tqdm(files, desc="inspect", unit="file", disable=not progress)])
     if labels is not None and len(table):
         keep = [c for c in ("filename", "label", "source") if c in labels.columns]
         table = table.merge(labels[keep], on="filename", how="left")

@@ -200,7 +200,7 @@ def soft_label_key(teacher: str, data: CropSet, items: list[tuple[int, bool]], s
 def teacher_logits(teacher: str, samples: TrainSamples, cache_dir: Path = CACHE, batch_size: int = 64,
                    device: str = "auto") -> np.ndarray:
     """The teacher's logits on every (un-augmented) training sample, computed once and cached on disk."""
-    from ..models import load_model, pixels
+    from ..models import load_model, normalized
 
     key = soft_label_key(teacher, samples.data, samples.items, samples.seed)
     path = Path(cache_dir) / "teacher" / f"{key}.npy"
@@ -212,7 +212,7 @@ def teacher_logits(teacher: str, samples: TrainSamples, cache_dir: Path = CACHE,
     for i in tqdm(range(0, len(samples), batch_size), desc="teacher soft labels", unit="batch", leave=False):
         imgs = fit_size(np.stack([samples.raw(k)[0] for k in range(i, min(i + batch_size, len(samples)))]), lm.size)
         with torch.inference_mode():
-            out.append(lm.module(pixel_values=pixels(imgs, lm.data, lm.device)).logits.float().cpu().numpy())
+            out.append(lm.module(pixel_values=normalized(imgs, lm.data, lm.device)).logits.float().cpu().numpy())
     logits = np.concatenate(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, logits)
@@ -323,7 +323,7 @@ class LinearProbe(Strategy):
         import hashlib
 
         from ..devices import resolve_device
-        from ..models import pixels
+        from ..models import normalized
 
         folder = self._feature_cache(model, data)
         keys = [hashlib.blake2b(c.tobytes(), digest_size=16).hexdigest() for c in crops]
@@ -337,7 +337,7 @@ class LinearProbe(Strategy):
                           disable=len(todo) < 128):
             idx = todo[start:start + 64]
             with torch.inference_mode():
-                f = model.features(pixels(fit_size(crops[idx], int(data["size"])), data, dev)).float().cpu().numpy()
+                f = model.features(normalized(fit_size(crops[idx], int(data["size"])), data, dev)).float().cpu().numpy()
             for i, row in zip(idx, f):
                 self._memo[keys[i]] = row
                 _save_atomic(folder / keys[i][:2] / f"{keys[i]}.npy", row)
