@@ -40,7 +40,7 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class Loop:
-    """Everything the loop needs besides model and data (checked by ``check_params``)."""
+    """Everything the loop needs besides model and data (checked by train.ipynb's schema, ``TRAIN``)."""
 
     epochs: int = 3
     batch_size: int = 16
