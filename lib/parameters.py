@@ -8,6 +8,11 @@ where preprocessing runs (``WHERE``), ``DEVICE`` and precision, and the run name
 the server bundle, so it holds the schemas of preprocess, infer and the bundle's task; train's is in
 ``lib.training.parameters``, eda's and ensemble's in ``lib.review``, the sweep's in ``lib.sweep.study``.
 ``python -m lib.sweep.notebooks`` writes every notebook's parameters cell and docs/parameters.md from them.
+
+To add a parameter: declare it once, as a ``Param`` in its notebook's schema here (or in the shared group it belongs
+to), or as an ``option`` field of the option type that reads it (``lib.options``, a training strategy's options)
+listed in the schema; if it takes part in a notebook's resolved settings, read it in that schema's ``resolve``. Then
+run ``python -m lib.sweep.notebooks``: the parameters cell and docs/parameters.md follow (a test fails until they do).
 """
 
 from __future__ import annotations
@@ -256,7 +261,7 @@ def _infer(p: dict[str, Any], v: dict[str, Any]) -> dict[str, Any]:
     """Infer's resolved values, ``options`` and the labels file among them; labels that name none of data_dir's
     files are an error now."""
     out = _prep(p, v)
-    labels = infer_labels(p["labels"], out["data_dir"]) if p["labels"] == AUTO_LABELS else v["labels"]
+    labels = _folder_labels(out["data_dir"]) if v["labels"] == AUTO_LABELS else v["labels"]
     if labels is not None:
         labels_overlap(labels, out["data_dir"], p["labels"])
     return {**out, "options": InferOptions.from_params(p), "labels": labels, "exp": v["exp"]}
@@ -273,12 +278,10 @@ INFER = Schema("infer.ipynb", (
 ALL_KEYS = tuple(dict.fromkeys(PREPROCESS.keys + INFER.keys))  # an experiment's params file: other notebooks ignore
 
 
-def infer_labels(value: str, data_dir: Path) -> Path | None:
-    """The labels file of an infer run: a path, '' for none, or ``auto``: ``data_dir/labels.csv`` if it exists."""
-    if value == AUTO_LABELS:
-        found = data_dir / "labels.csv"
-        return found.resolve() if found.is_file() else None
-    return checks.optional_file("labels", value)
+def _folder_labels(data_dir: Path) -> Path | None:
+    """``labels: auto``: ``data_dir/labels.csv`` if it exists, else none."""
+    found = data_dir / "labels.csv"
+    return found.resolve() if found.is_file() else None
 
 
 def labels_overlap(labels: Path, folder: Path, value: str) -> int:

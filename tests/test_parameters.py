@@ -144,3 +144,16 @@ def test_missing_parameter_is_named(tmp_path):
     del p["shard"]
     with pytest.raises(ParameterError, match="shard=None.*infer.ipynb needs every one of its parameters"):
         parameters.INFER.check(p)
+
+
+@pytest.mark.parametrize("name", ["baseline", "demo", "exp002", "exp003", "detector", "detector-train"])
+def test_params_files_keep_their_flat_keys(name):
+    """params/*.yaml name parameters exactly like the schemas (train's file: train.ipynb's, the others: infer's)."""
+    import yaml
+
+    from lib.paths import PARAMS
+    from lib.training import TRAIN
+
+    keys = set(yaml.safe_load((PARAMS / f"{name}.yaml").read_text(encoding="utf-8")))
+    schema = TRAIN if name.endswith("-train") else parameters.INFER
+    assert keys <= set(schema.keys), keys - set(schema.keys)
