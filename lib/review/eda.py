@@ -25,7 +25,7 @@ ONE_FACE_SHARE = 0.9  # share of sampled frames with exactly one face for a fold
 DURATION_TOLERANCE = 0.5  # a video is "about" the expected length within ± this fraction of it
 
 
-CROP_FIELDS = {p.name: p for p in CROP}
+_CROP = {p.name: p for p in CROP}
 
 
 def _extensions(name: str, value: Any) -> tuple[str, ...]:
@@ -54,9 +54,9 @@ EDA = Schema("eda.ipynb", (
     Param("labels", str, "", 'labels.csv (filename,label[,source]); "" → none', checks.optional_file),
     Param("sample", int, 40, "files whose faces are surveyed, chosen at random among the readable ones",
           rule(checks.positive_int, "files whose faces are surveyed")),
-    CROP_FIELDS["frames"].but(default=8, help="frames per sampled video for the face survey, evenly spaced"),
-    CROP_FIELDS["detector"], CROP_FIELDS["detect_width"],
-    CROP_FIELDS["face_margin"].but(help="crop side / face box side (the crop shown in the grid)"),
+    _CROP["frames"].but(default=8, help="frames per sampled video for the face survey, evenly spaced"),
+    _CROP["detector"], _CROP["detect_width"],
+    _CROP["face_margin"].but(help="crop side / face box side (the crop shown in the grid)"),
     Param("size", int, 224, "side of the crop the model sees, in pixels", _size),
     SEED.but(help="random seed of the face-survey sample"),
     Param("expected_exts", str, ".jpg,.png,.mp4", "file types of the competition's test folder, comma-separated",
