@@ -19,6 +19,7 @@ from lib.errors import ParameterError
 from lib.paths import NOTEBOOKS
 from lib.training import data as traindata
 from lib.training import TRAIN, TrainOptions, evaluate, export, loop, strategies
+from lib.parameters import fields_of
 from lib.training.export import ID2LABEL
 
 
@@ -273,6 +274,9 @@ def test_train_options_are_typed_and_each_strategy_gets_only_its_own(tmp_path):
     assert strategies.own_options("feature_extractor", _params()) is None
     assert strategies.own_options("distill", _params(frozen_blocks=[0])).frozen_blocks == [0]  # distill fine-tunes
     assert {p.name for p in TRAIN.params} >= {"lora_rank", "probe_k", "teacher", "frozen_blocks"}  # flat keys
+    owned = [k for n in strategies.STRATEGIES for k in strategies.option_defaults(strategies.STRATEGIES.get(n))]
+    declared = [p.name for p in fields_of(TrainOptions)] + owned
+    assert set(declared) <= set(TRAIN.keys)  # every option TrainOptions or a strategy declares is in the notebook
 
 
 @pytest.mark.parametrize("strategy, over, users", [
