@@ -57,14 +57,14 @@ class TrainOptions(CheckedOptions):
                               checks.boolean)
     validate: str = option("split", "split: val on held-back groups | leave_one_out: one model per held-out fake "
                            "kind/source, scored on a generator it never saw", rule(checks.choice, VALIDATE))
-    leave_out_by: str = option("kind", "leave_one_out: hold out each fake kind | source",
+    leave_out_by: str = option("kind", f"leave_one_out: hold out each fake {alternatives(LEAVE_OUT_BY)}",
                                rule(checks.choice, LEAVE_OUT_BY))
     loo_epochs: int = option(0, "leave_one_out: epochs of each fold's model (0 → epochs)",
                              rule(checks.int_at_least, 0, "0 (as epochs) or the epochs of each fold"))
     loo_min_files: int = option(10, "leave_one_out: a held-out group with fewer fakes is reported but left out of mean "
                                 "and worst", rule(checks.positive_int, "fakes a held-out group needs to count in mean "
                                                   "and worst"))
-    group_by: str = option("origin", "split unit, never divided between train and val: origin | filename",
+    group_by: str = option("origin", f"split unit, never divided between train and val: {alternatives(GROUP_BY)}",
                            rule(checks.choice, GROUP_BY))
     val_fraction: float = option(0.25, "share of groups held back for validation (stratified by label)",
                                  rule(checks.number, 0.05, 0.95, "a number in [0.05, 0.95]"))
