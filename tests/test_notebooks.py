@@ -16,9 +16,10 @@ from PIL import Image
 import media_factory as mf
 from lib import media, settings
 from lib.paths import NOTEBOOKS
+from lib.review import report
 
 NOTEBOOK_KEYS = {"infer.ipynb": settings.INFER_KEYS, "preprocess.ipynb": settings.PREPROCESS_KEYS,
-                 "train.ipynb": settings.TRAIN_KEYS}
+                 "train.ipynb": settings.TRAIN_KEYS, "report.ipynb": report.REPORT_KEYS}
 
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOK_KEYS))

@@ -1,0 +1,338 @@
+"""report.ipynb's steps: its parameters and their checks, the predictions (a model on a labelled folder, or a
+finished infer run whose crops and predictions are reused), the files shown with heat maps and timelines, and the
+page (``lib.review.page``) with every section.
+
+The figures and numbers come from ``curves`` (ROC, PR, reliability, intervals), ``robustness`` (the perturbation
+grid), ``saliency`` (heat maps) and ``timeline`` (per-frame P(fake)); this module only wires them together.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import cache, checks, media, metrics, models, names, predict, settings
+from ..devices import DEVICES, PRECISIONS
+from ..errors import ParameterError
+from ..experiments import RECORD, read_record
+from ..options import CROP_KEYS, InferOptions
+from ..paths import CACHE, CROP_CACHE, SUBMISSIONS, resolve
+from . import analysis, robustness
+
+# what the report predicts with: the crop settings and inference options of infer.ipynb
+_INFER = CROP_KEYS + ("tta", "aggregate", "batch_size", "fallback_prob")
+REPORT_KEYS = ("model", "data_dir", "labels", "run") + _INFER + ("threshold", "workers", "cache_dir", "device",
+               "precision", "resample_by", "resamples", "level", "seed", "robustness", "perturb_dir", "n_errors",
+               "n_correct", "exp")
+AUTO = "auto"
+REPORT_FILE = "report.html"
+
+
+def check_threshold(value: Any, source: str) -> tuple[float | str, str]:
+    """The threshold to use and where it comes from: ``auto`` → the model's stored one if it has one, else 0.5."""
+    stored = (models.read_training(source) or {}).get("threshold")
+    if value == AUTO:
+        return ("model", "stored with the model by train.ipynb") if stored is not None else (0.5, "0.5: the model "
+                                                                                                 "stores none")
+    if value == "model" and stored is None:
+        raise ParameterError("threshold", value, "auto, or a number in [0, 1]", why=f"{source} stores no threshold")
+    if value != "model":
+        checks.number("threshold", value, 0.0, 1.0, "auto, model, or a number in [0, 1]")
+    return value, "stored with the model by train.ipynb" if value == "model" else "given"
+
+
+def _from_run(value: str) -> tuple[Path, dict[str, Any]]:
+    """A finished infer run (a folder, or a name under submissions/) and its record."""
+    folder = Path(value).expanduser()
+    folder = folder if folder.is_dir() else resolve(value) if resolve(value).is_dir() else SUBMISSIONS / value
+    record = read_record(folder) if folder.is_dir() else None
+    if not record or record.get("kind") != "infer" or record.get("status") != "complete" \
+            or not (folder / predict.PREDICTIONS).is_file():
+        raise ParameterError("run", value, "'' or a finished infer run: a folder under submissions/ with run.json and "
+                             "predictions.csv", why=f"{folder} holds no complete infer run ({RECORD}, predictions.csv)")
+    return folder.resolve(), record
+
+
+def _given(p: dict[str, Any]) -> tuple[dict[str, Any], Path | None, dict[str, Any] | None]:
+    """The parameters that decide the predictions: the run's own when ``run`` is set (labels stay the report's
+    unless ``auto``), else the report's."""
+    if not p["run"]:
+        return p, None, None
+    folder, record = _from_run(p["run"])
+    rp = record["params"]
+    merged = {**p, **{k: rp[k] for k in ("model", "data_dir", *_INFER) if k in rp}}
+    merged["labels"] = p["labels"] if p["labels"] != AUTO else rp.get("labels", AUTO)
+    merged["threshold"] = record.get("threshold_used", rp.get("threshold"))
+    merged["cache_dir"] = rp.get("cache_dir") or p["cache_dir"]
+    return merged, folder, record
+
+
+def check_params(p: dict[str, Any]) -> dict[str, Any]:
+    """Check every report.ipynb parameter before any work starts; returns resolved values."""
+    q, run_dir, record = _given(p)
+    source = checks.model_source(q["model"])
+    data_dir = settings.data_dir(q["data_dir"])
+    labels = settings.infer_labels(q["labels"], data_dir)
+    if labels is None:
+        raise ParameterError("labels", q["labels"], "a labels CSV (filename,label[,source,kind,origin])",
+                             why=f"the report needs labels and {data_dir} has no labels.csv")
+    settings.labels_overlap(labels, data_dir, q["labels"])
+    threshold, threshold_from = check_threshold(q["threshold"], source) if run_dir is None else \
+        (q["threshold"], f"used by the infer run {run_dir.name}")
+    options = InferOptions.from_params({**q, "threshold": threshold})
+    checks.choice("device", p["device"], DEVICES)
+    checks.choice("precision", p["precision"], PRECISIONS)
+    for name in ("n_errors", "n_correct"):
+        if checks.integer(name, p[name], "an integer ≥ 0") < 0:
+            raise ParameterError(name, p[name], "an integer ≥ 0")
+    checks.positive_int("resamples", p["resamples"], "bootstrap resamples")
+    checks.number("level", p["level"], 0.5, 0.999, "the intervals' level, e.g. 0.9 for 90 %")
+    checks.integer("seed", p["seed"])
+    if not isinstance(p["resample_by"], str) or not p["resample_by"]:
+        raise ParameterError("resample_by", p["resample_by"], "a labels column such as origin (files of one subject)")
+    return {"model": q["model"], "source": source, "data_dir": data_dir, "labels": labels, "options": options,
+            "threshold_from": threshold_from, "run_dir": run_dir, "run_record": record,
+            "robustness": robustness.check(p["robustness"]), "workers": checks.workers(p["workers"]),
+            "cache_dir": resolve(q["cache_dir"]) if q["cache_dir"] else None,
+            "perturb_dir": resolve(p["perturb_dir"]) if p["perturb_dir"] else CACHE / "perturbed",
+            "exp": checks.exp_name(p["exp"] or datetime.now().strftime("report-%Y%m%d-%H%M%S"))}
+
+
+def labelled_files(data_dir: Path, truth: pd.DataFrame) -> tuple[list[Path], int]:
+    """The media files of ``data_dir`` that the labels name, and how many others were left out."""
+    listed = set(truth["filename"].astype(str))
+    files = media.list_media(data_dir)
+    chosen = [f for f in files if names.escape(f.name) in listed]
+    return chosen, len(files) - len(chosen)
+
+
+def reuse_run(pred: predict.Prediction, run_dir: Path) -> float:
+    """Put the infer run's own prob_fake and label into ``pred.table`` (its frame probabilities stay this run's);
+    returns the largest |difference| between the two, 0 when the model and settings are unchanged."""
+    old = pd.read_csv(run_dir / predict.PREDICTIONS, dtype={"filename": str}, keep_default_na=False)
+    old = old.drop_duplicates("filename").set_index("filename")
+    known = pred.table["filename"].isin(old.index)
+    mine = pred.table.loc[known, "prob_fake"].to_numpy(float)
+    theirs = old.loc[pred.table.loc[known, "filename"], "prob_fake"].to_numpy(float)
+    pred.table.loc[known, "prob_fake"] = theirs
+    pred.table.loc[known, "label"] = old.loc[pred.table.loc[known, "filename"], "label"].to_numpy(int)
+    return float(np.max(np.abs(mine - theirs))) if len(mine) else 0.0
+
+
+def chosen_files(scores: pd.DataFrame, threshold: float, n_errors: int, n_correct: int) -> pd.DataFrame:
+    """The files shown with heat maps: the ``n_errors`` most confident false positives and false negatives, and
+    the ``n_correct`` most confident correct fakes and reals; ``row`` is the row of ``scores``."""
+    errors = analysis.confident_errors(scores, threshold, n_errors).rename(columns={"error": "why"})
+    s = scores.reset_index(drop=True).assign(row=lambda d: np.arange(len(d)))
+    right_fake = s[(s["truth"] == 1) & (s["prob_fake"] >= threshold)].nlargest(n_correct, "prob_fake")
+    right_real = s[(s["truth"] == 0) & (s["prob_fake"] < threshold)].nsmallest(n_correct, "prob_fake")
+    out = pd.concat([errors, right_fake.assign(why="correct fake"), right_real.assign(why="correct real")],
+                    ignore_index=True)
+    return out.assign(threshold=threshold)
+
+
+@dataclass
+class Crops:
+    """The crops the model saw of each labelled file, from the crop cache, with their P(fake) and frame numbers."""
+
+    pred: predict.Prediction
+    scores: pd.DataFrame
+    cache_dir: Path | None = None
+
+    def __call__(self, row: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        i = int(self.scores.loc[row, "pred_row"])
+        record = self.pred.records[i]
+        if not record.has_crops:
+            return np.zeros((0, 8, 8, 3), np.uint8), np.zeros(0), np.zeros(0, int)
+        crops = cache.load_crops(Path(self.cache_dir or CROP_CACHE), record)
+        return crops, self.pred.frame_probs.get(i, np.zeros(len(crops))), np.asarray(record.frame_indices)
+
+
+def timeline_items(crops: Crops, chosen: pd.DataFrame) -> list[dict[str, Any]]:
+    """The videos among the mistakes of ``chosen``, as ``timeline.figure`` items."""
+    items = []
+    for _, f in chosen[chosen["why"].str.startswith("false")].iterrows():
+        i = int(crops.scores.loc[int(f["row"]), "pred_row"])
+        record = crops.pred.records[i]
+        if record.kind != "video":
+            continue
+        items.append({"record": record, "probs": crops.pred.frame_probs.get(i, np.zeros(0)),
+                      "prob_fake": float(f["prob_fake"]), "title": f"{f['why']}: {f['filename']}"})
+    return items
+
+
+@dataclass
+class Facts:
+    """What produced the report, for its last section and run.json."""
+
+    params: dict[str, Any]
+    model: dict[str, Any]
+    data: dict[str, Any]
+    git: dict[str, Any]
+    timings: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        """Name/value tables of each part."""
+        def table(d: dict[str, Any]) -> pd.DataFrame:
+            return pd.DataFrame({"name": list(d), "value": [_shown(v) for v in d.values()]})
+
+        return {"parameters": table(self.params), "model": table(self.model), "data": table(self.data),
+                "code": table(self.git), "timings (s)": table(self.timings)}
+
+
+def _shown(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return v if isinstance(v, str) else json.dumps(v, default=str)
+
+
+GROUPS = {"false positives (reals called fake)": ("false positive",), "false negatives (fakes called real)":
+          ("false negative",), "correct, for comparison": ("correct fake", "correct real")}
+
+
+def where_it_looks(lm: models.LoadedModel, chosen: pd.DataFrame, crops: Crops, per_file: int = 3
+                   ) -> tuple[dict[str, Any], str]:
+    """A heat-map figure per group of ``chosen`` files (mistakes of each kind, correct ones) and what the maps are;
+    a model with no spatial feature map gets the crops alone, and the reason."""
+    from . import saliency
+
+    figures = {}
+    try:
+        what = saliency.method(lm)
+        for title, whys in GROUPS.items():
+            rows = saliency.rows_for(lm, chosen[chosen["why"].isin(whys)], crops, per_file)
+            figures[title] = saliency.figure(rows, per_file)
+    except saliency.Unavailable as e:
+        shown = chosen.rename(columns={"why": "error"})
+        return {"the crops it saw": analysis.error_grid(shown, lambda r: crops(r)[:2])}, f"no heat map: {e}"
+    return figures, what
+
+
+@dataclass
+class Results:
+    """Everything the page shows."""
+
+    scores: pd.DataFrame
+    threshold: float
+    threshold_from: str
+    summary: Any  # curves.Summary
+    grid: Any  # robustness.Robustness
+    grid_times: dict[str, Any]
+    looks: dict[str, Any]
+    looks_method: str
+    timelines: Any  # Figure
+    n_timelines: int
+    histogram: Any  # Figure
+    crop_grid: Any  # Figure
+    facts: Facts
+
+
+def build_page(r: Results, title: str) -> Any:
+    """The page: overview, curves, robustness, where it looks, timelines, provenance."""
+    from .page import Page
+
+    subtitle = (f"{r.facts.model.get('source', '')} on {r.facts.data.get('data_dir', '')}: {len(r.scores)} labelled "
+                f"files; commit {str(r.facts.git.get('commit') or '?')[:10]}")
+    page = Page(title, subtitle)
+    _overview(page.section("overview", "Overview"), r)
+    _curves(page.section("curves", "Curves and intervals"), r)
+    _robustness(page.section("robustness", "Robustness"), r)
+    _looks(page.section("where-it-looks", "Where it looks"), r)
+    _timelines(page.section("timelines", "Per-video timelines"), r)
+    _provenance(page.section("provenance", "Parameters, model, data, code"), r)
+    return page
+
+
+def _overview(s: Any, r: Results) -> None:
+    from .curves import interval_text
+    from .page import figure_html, table_html
+
+    y, sm = r.scores["truth"], r.summary
+    s.text(f"{len(y)} labelled files ({int((y == 0).sum())} real, {int(y.sum())} fake); threshold {r.threshold:.4g} "
+           f"({r.threshold_from}). Intervals: {sm.level:.0%} bootstrap, {sm.resamples} resamples of whole "
+           f"'{sm.resampled_by}' groups ({len(set(_units(r.scores, sm.resampled_by)))} of them), so near-copies move "
+           "together.")
+    for note in r.facts.notes:
+        s.text(note, note=True)
+    shown = sm.table.assign(**{f"{sm.level:.0%} interval": interval_text(sm.table)})
+    s.side_by_side([("", table_html(shown[["figure", f"{sm.level:.0%} interval"]], css="big")
+                     + _facts_list(r)),
+                    ("", figure_html(r.histogram, "prob_fake per file by true label; dashed: the threshold"))])
+
+
+def _facts_list(r: Results) -> str:
+    """The overview's points: mistakes, robustness at its worst, what the heat maps are."""
+    import html
+
+    y, called = r.scores["truth"], r.scores["prob_fake"] >= r.threshold
+    points = [f"mistakes at the threshold: {int(((y == 0) & called).sum())} of {int((y == 0).sum())} reals called "
+              f"fake, {int(((y == 1) & ~called).sum())} of {int(y.sum())} fakes called real"]
+    table = r.grid.table
+    if len(table) > 1:
+        worst = table.iloc[1:].loc[table["AUC"].iloc[1:].idxmin()]
+        points.append(f"robustness: AUC {table['AUC'].iloc[0]:.3f} on the files as they are, lowest "
+                      f"{worst['AUC']:.3f} under '{worst['perturbation']}' ({worst['what']})")
+    points.append(f"heat maps: {r.looks_method.split(';')[0]}")
+    return '<ul class="facts">' + "".join(f"<li>{html.escape(p)}</li>" for p in points) + "</ul>"
+
+
+def _units(scores: pd.DataFrame, by: str) -> np.ndarray:
+    from .curves import resample_units
+
+    return resample_units(scores, by)[0]
+
+
+def _curves(s: Any, r: Results) -> None:
+    s.text("Dots mark the threshold's operating point. A group with one class (a kind of fake) is ranked against every "
+           "real file.")
+    for name, fig in r.summary.figures.items():
+        if name.startswith("curves"):
+            s.figure(fig, name.replace("_", " ").replace("curves", "ROC and precision-recall", 1))
+    s.heading("Per group, with intervals")
+    s.table(r.summary.groups)
+    s.figure(r.summary.figures["reliability"], "Reliability: share of fakes against mean prob_fake per bin (a "
+             "calibrated model lies on the diagonal)")
+
+
+def _robustness(s: Any, r: Results) -> None:
+    from .robustness import GEOMETRY_CRF, X264_PRESET
+
+    cost = sum(t["perturb_s"] + t["predict_s"] for t in r.grid_times.values())
+    s.text(f"The same labelled files perturbed and scored again at the same threshold. Videos: libx264 preset "
+           f"{X264_PRESET}; downscaled and blurred videos re-encoded at CRF {GEOMETRY_CRF}. Perturbed files are cached "
+           f"by content and recipe. This grid took {cost:.0f} s ({sum(t['perturb_s'] for t in r.grid_times.values()):.0f}"
+           " s making perturbed files).")
+    if r.grid.failed and any(r.grid.failed.values()):
+        s.text(f"Files left out where a perturbation failed: {r.grid.failed}", note=True)
+    s.figure(r.grid.figure, "AUC and macro F1 per perturbation (bars: intervals; dotted: chance AUC)")
+    s.table(r.grid.table)
+
+
+def _looks(s: Any, r: Results) -> None:
+    s.text(f"{r.looks_method}. Red pushes towards fake, blue towards real; each map is scaled to its own largest "
+           "value and Σ is its total (the margin's share it explains). Shown: the frames that pushed the call most.")
+    for title, fig in r.looks.items():
+        s.heading(title)
+        s.figure(fig, title)
+
+
+def _timelines(s: Any, r: Results) -> None:
+    s.text(f"P(fake) of each sampled frame for the {r.n_timelines} video(s) among the mistakes above; the thick line "
+           "is the file's score (the aggregate), the dashed one the threshold, grey bands frames without a face.")
+    s.figure(r.timelines, "per-frame P(fake) over the video")
+
+
+def _provenance(s: Any, r: Results) -> None:
+    from .page import figure_html, table_html
+
+    blocks = [(name, table_html(t, css="kv")) for name, t in r.facts.tables().items()]
+    s.side_by_side(blocks[:1] + [("", "".join(f"<h3>{n}</h3>{b}" for n, b in blocks[1:]))])
+    s.side_by_side([("what the model saw", figure_html(r.crop_grid, "a few crops of the first files, as the model "
+                                                                    "saw them"))])
