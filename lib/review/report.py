@@ -317,7 +317,8 @@ def _robustness(s: Any, r: Results) -> None:
 
 def _looks(s: Any, r: Results) -> None:
     s.text(f"{r.looks_method}. Red pushes towards fake, blue towards real; each map is scaled to its own largest "
-           "value and Σ is its total (the margin's share it explains). Shown: the frames that pushed the call most.")
+           "value. Above each map: the crop's fake-vs-real logit margin (P(fake) = sigmoid of it) = the map's total + "
+           "the rest (the bias, which no place carries). Shown: the frames that pushed the call most.")
     for title, fig in r.looks.items():
         s.heading(title)
         s.figure(fig, title)

@@ -179,14 +179,16 @@ def pick_frames(probs: np.ndarray, towards_fake: bool, k: int = 3) -> np.ndarray
 
 def figure(rows: list[dict[str, Any]], per_file: int = 3) -> plt.Figure:
     """One row per file: its name and figures, then up to ``per_file`` pairs of crop and heat map. Each row dict has
-    ``title``, ``crops`` (k, S, S, 3), ``maps`` (k, S, S), ``probs`` (k,), ``indices`` (frame numbers)."""
+    ``title``, ``crops`` (k, S, S, 3), ``maps`` (k, S, S), ``margins`` (k,), ``probs`` (k,), ``indices`` (frame
+    numbers); each heat map is titled with the crop's fake-vs-real logit margin, the map's total and the rest (the
+    bias, and for Grad-CAM what the map does not explain)."""
     n = max(1, len(rows))
     fig, axes = plt.subplots(n, 1 + 2 * per_file, figsize=(2.9 + 2.7 * per_file, 1.8 * n), squeeze=False,
                              gridspec_kw={"width_ratios": [1.7] + [1] * (2 * per_file)})
     for ax in axes.ravel():
         ax.axis("off")
     for ax_row, r in zip(axes, rows):
-        ax_row[0].text(0, 0.5, textwrap.fill(r["title"], 30), transform=ax_row[0].transAxes, fontsize=7,
+        ax_row[0].text(0, 0.5, textwrap.fill(r["title"], 30), transform=ax_row[0].transAxes, fontsize=8,
                        va="center", color=r.get("color", "k"))
         for j in range(min(per_file, len(r["crops"]))):
             limit = float(np.abs(r["maps"][j]).max()) or 1.0
@@ -194,7 +196,9 @@ def figure(rows: list[dict[str, Any]], per_file: int = 3) -> plt.Figure:
             ax_row[1 + 2 * j].set_title(f"frame {r['indices'][j]}  p={r['probs'][j]:.2f}", fontsize=6.5)
             ax_row[2 + 2 * j].imshow(r["crops"][j].mean(axis=2), cmap="gray", vmin=0, vmax=255)
             ax_row[2 + 2 * j].imshow(r["maps"][j], cmap="bwr", vmin=-limit, vmax=limit, alpha=0.55)
-            ax_row[2 + 2 * j].set_title(f"Σ {r['maps'][j].sum():+.2f}", fontsize=6.5)
+            total = float(r["maps"][j].sum())
+            ax_row[2 + 2 * j].set_title(f"margin {r['margins'][j]:+.2f} = map {total:+.2f} "
+                                        f"{r['margins'][j] - total:+.2f}", fontsize=6)
     if not rows:
         axes[0][0].text(0, 0.5, "no file in this group", fontsize=9)
     fig.tight_layout(pad=0.4)
@@ -208,13 +212,14 @@ def rows_for(lm: LoadedModel, chosen: pd.DataFrame, crops_of: Any, per_file: int
     for _, f in chosen.iterrows():
         crops, probs, indices = crops_of(int(f["row"]))
         if not len(crops):
-            out.append({"title": f"{f['why']}: {f['filename']} — no crop", "crops": [], "maps": [], "probs": [],
-                        "indices": []})
+            out.append({"title": f"{f['why']}: {f['filename']} — no crop", "crops": [], "maps": [], "margins": [],
+                        "probs": [], "indices": []})
             continue
         pick = pick_frames(np.asarray(probs), bool(f["prob_fake"] >= f["threshold"]), per_file)
         maps = heat_maps(lm, crops[pick])
         out.append({"title": f"{f['why']}: {f['filename']}  (truth {'fake' if f['truth'] else 'real'}, "
                              f"prob_fake {f['prob_fake']:.3f})", "crops": crops[pick], "maps": maps.maps,
+                    "margins": maps.margin,
                     "probs": np.asarray(probs)[pick], "indices": np.asarray(indices)[pick],
                     "color": "tab:red" if f["why"].startswith("false") else "tab:green"})
     return out
