@@ -287,3 +287,33 @@ def test_chosen_files_are_the_worst_mistakes_and_the_surest_right_calls():
     assert c[["why", "filename"]].values.tolist() == [["false positive", "a"], ["false negative", "c"],
                                                        ["correct fake", "d"], ["correct real", "e"]]
     assert c["row"].tolist() == [0, 2, 3, 4] and (c["threshold"] == 0.5).all()
+
+
+def test_a_model_trained_on_the_reports_folder_is_flagged(tmp_path, tiny_vit):
+    import shutil
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_vit, model)
+    (model / "training.json").write_text(json.dumps({"exp": "t", "params": {"data": [str(tmp_path / "sets" / "*")]}}))
+    (tmp_path / "sets" / "dev" / "media").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    assert "trained on" in report.training_overlap(str(model), tmp_path / "sets" / "dev" / "media")
+    assert "trained on" in report.training_overlap(str(model), tmp_path / "sets" / "dev")
+    assert report.training_overlap(str(model), tmp_path / "other") == ""
+    assert report.training_overlap(str(tiny_vit), tmp_path / "other") == ""
+
+
+def test_heat_map_rows_show_the_frames_that_pushed_the_call():
+    from lib import backbones
+
+    model, _ = backbones.create("efficientnet_lite0", ID2LABEL)
+    lm, crops = _loaded(model), _crops(4)
+    probs = np.array([0.1, 0.9, 0.8, 0.2])
+    chosen = pd.DataFrame({"row": [0, 1], "filename": ["v.mp4", "w.jpg"], "truth": [0, 1], "prob_fake": [0.7, 0.0],
+                           "why": ["false positive", "false negative"], "threshold": 0.5})
+    empty = (np.zeros((0, 64, 64, 3), np.uint8), np.zeros(0), np.zeros(0, int))
+    rows = saliency.rows_for(lm, chosen, lambda r: (crops, probs, np.array([0, 5, 10, 15])) if r == 0 else empty, 2)
+    assert rows[0]["indices"].tolist() == [5, 10] and rows[0]["maps"].shape == (2, 64, 64)
+    assert "no crop" in rows[1]["title"]
+    fig = saliency.figure(rows, 2)
+    assert "margin" in fig.axes[2].get_title()

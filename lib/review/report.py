@@ -47,6 +47,22 @@ def check_threshold(value: Any, source: str) -> tuple[float | str, str]:
     return value, "stored with the model by train.ipynb" if value == "model" else "given"
 
 
+def training_overlap(source: str, data_dir: Path) -> str:
+    """A warning when the model was trained on the report's folder (a dataset folder of its training record's
+    ``data``, or that folder's media/), else ""."""
+    import glob
+
+    training = models.read_training(source) or {}
+    here = Path(data_dir).resolve()
+    for entry in (training.get("params") or {}).get("data") or []:
+        folders = {Path(p).resolve() for p in glob.glob(str(resolve(str(entry))))}
+        if here in folders or here.parent in folders and here.name == "media":
+            return (f"The model was trained on {entry} (training run {training.get('exp')!r}), which holds this "
+                    "folder: these figures are on files it was fitted on, not held-out ones. Its own held-out "
+                    "figures are in that run's record.")
+    return ""
+
+
 def _from_run(value: str) -> tuple[Path, dict[str, Any]]:
     """A finished infer run (a folder, or a name under submissions/) and its record."""
     folder = Path(value).expanduser()
@@ -101,7 +117,8 @@ def check_params(p: dict[str, Any]) -> dict[str, Any]:
             "robustness": robustness.check(p["robustness"]), "workers": checks.workers(p["workers"]),
             "cache_dir": resolve(q["cache_dir"]) if q["cache_dir"] else None,
             "perturb_dir": resolve(p["perturb_dir"]) if p["perturb_dir"] else CACHE / "perturbed",
-            "exp": checks.exp_name(p["exp"] or datetime.now().strftime("report-%Y%m%d-%H%M%S"))}
+            "exp": checks.exp_name(p["exp"] or datetime.now().strftime("report-%Y%m%d-%H%M%S")),
+            "notes": [n for n in (training_overlap(source, data_dir),) if n]}
 
 
 def labelled_files(data_dir: Path, truth: pd.DataFrame) -> tuple[list[Path], int]:
