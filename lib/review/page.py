@@ -38,8 +38,8 @@ td:first-child, th:first-child { text-align: left; }
 .big td { font-size: 16px; padding: 5px 12px; }
 code { background: #f0f0ed; padding: 0 3px; border-radius: 3px; }
 .row { display: flex; flex-wrap: wrap; gap: 12px 32px; align-items: flex-start; }
-.row > div { min-width: 0; }
-.row > div:first-child { max-width: 600px; }
+.row > div { min-width: 0; flex: 0 1 auto; }
+.row > div:first-child { flex: 1 1 340px; max-width: 600px; }
 .kv td:last-child { text-align: left; max-width: 560px; word-break: break-word; }
 ul.facts { margin: 6px 0; padding-left: 20px; }
 ul.facts li { margin: 3px 0; }

@@ -54,9 +54,10 @@ def draw(ax: plt.Axes, record: FileRecord, probs: np.ndarray, aggregate: float, 
     """One video's timeline on ``ax``."""
     x, y, gaps = series(record, probs, frames)
     ax.plot(x, y, "o-", ms=3, lw=1.2, color="tab:purple", label="P(fake) per frame")  # nan breaks the line
-    for g in x[gaps]:
-        ax.axvspan(g - 0.5, g + 0.5, color="0.85", lw=0)
-        ax.plot([g], [0.02], "x", color="0.4", ms=4)
+    edges = np.r_[x[0] - 0.5, (x[1:] + x[:-1]) / 2, x[-1] + 0.5] if len(x) else np.zeros(1)
+    for i in np.flatnonzero(gaps):  # the band reaches halfway to the frames read beside it
+        ax.axvspan(edges[i], edges[i + 1], color="0.85", lw=0, label="no face found")
+        ax.plot([x[i]], [0.02], "x", color="0.4", ms=4)
     ax.axhline(aggregate, color="tab:purple", ls="-", lw=3, alpha=0.35, label="the file's score (aggregate)")
     ax.text(x.max() if len(x) else 0, aggregate, f" {aggregate:.3f}", fontsize=7, va="bottom", ha="right",
             color="tab:purple")
@@ -81,7 +82,10 @@ def figure(items: list[dict[str, Any]], frames: int, threshold: float, columns: 
         axes[0][0].text(0.5, 0.5, "no video among the files listed", ha="center", fontsize=9)
         fig.tight_layout()
         return fig
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=3, fontsize=8, frameon=False)
+    shown: dict[str, Any] = {}
+    for ax in axes.ravel():
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            shown.setdefault(label, handle)
+    fig.legend(list(shown.values()), list(shown), loc="upper center", ncol=4, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))
     return fig
