@@ -79,7 +79,8 @@ def headline(scores: pd.DataFrame, threshold: float, units: np.ndarray, n: int =
     from ``n`` resamples of whole ``units``."""
     y, s = scores["truth"].to_numpy(), scores["prob_fake"].to_numpy(float)
     stats = {"macro F1": metrics.f1_at(threshold), "AUC": metrics.auc,
-             "reals called real": metrics.reals_called_real(threshold), "fakes called fake": fakes_called_fake(threshold)}
+             "reals called real": metrics.reals_called_real(threshold),
+             "fakes called fake": fakes_called_fake(threshold)}
     rows = []
     for name, stat in stats.items():
         iv = metrics.bootstrap(y, s, units, stat, n, level, seed)

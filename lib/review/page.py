@@ -123,7 +123,8 @@ class Page:
         nav = " ".join(f'<a href="#{html.escape(s.id)}">{html.escape(s.title)}</a>' for s in self.sections)
         body = "\n".join(s.html() for s in self.sections)
         return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}'
-                f'</title>\n<meta name="viewport" content="width=device-width, initial-scale=1">\n<style>{STYLE}</style>'
+                '</title>\n<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+                f"<style>{STYLE}</style>"
                 f'</head>\n<body><header><h1>{html.escape(self.title)}</h1><p>{html.escape(self.subtitle)}</p>'
                 f"<nav>{nav}</nav></header>\n<main>\n{body}\n</main></body></html>\n")
 

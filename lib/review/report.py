@@ -322,10 +322,10 @@ def _robustness(s: Any, r: Results) -> None:
     from .robustness import GEOMETRY_CRF, X264_PRESET
 
     cost = sum(t["perturb_s"] + t["predict_s"] for t in r.grid_times.values())
+    making = sum(t["perturb_s"] for t in r.grid_times.values())
     s.text(f"The same labelled files perturbed and scored again at the same threshold. Videos: libx264 preset "
            f"{X264_PRESET}; downscaled and blurred videos re-encoded at CRF {GEOMETRY_CRF}. Perturbed files are cached "
-           f"by content and recipe. This grid took {cost:.0f} s ({sum(t['perturb_s'] for t in r.grid_times.values()):.0f}"
-           " s making perturbed files).")
+           f"by content and recipe. This grid took {cost:.0f} s ({making:.0f} s making perturbed files).")
     if r.grid.failed and any(r.grid.failed.values()):
         s.text(f"Files left out where a perturbation failed: {r.grid.failed}", note=True)
     s.figure(r.grid.figure, "AUC and macro F1 per perturbation (bars: intervals; dotted: chance AUC)")

@@ -114,7 +114,8 @@ def perturb_image(src: Path, dest: Path, p: Perturbation) -> Path:
     if p.sigma:
         rgb = cv2.GaussianBlur(rgb, (0, 0), p.sigma)
     buf = io.BytesIO()
-    Image.fromarray(rgb).save(buf, **({"format": "JPEG", "quality": p.jpeg} if p.jpeg else {"format": "PNG", "compress_level": 1}))
+    options = {"format": "JPEG", "quality": p.jpeg} if p.jpeg else {"format": "PNG", "compress_level": 1}
+    Image.fromarray(rgb).save(buf, **options)
     return write_atomic(dest, lambda f: f.write(buf.getvalue()), buf.tell())
 
 

@@ -172,7 +172,7 @@ def method(lm: LoadedModel) -> str:
 
 
 def pick_frames(probs: np.ndarray, towards_fake: bool, k: int = 3) -> np.ndarray:
-    """The ``k`` crops that pushed the call most: highest P(fake) when ``towards_fake``, else lowest (in frame order)."""
+    """The ``k`` crops that pushed the call most: highest P(fake) when ``towards_fake``, else lowest (frame order)."""
     order = np.argsort(-probs if towards_fake else probs, kind="stable")[:k]
     return np.sort(order)
 
