@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from PIL import Image
 
 import media_factory as mf
+from test_lab import _browser  # Debian's chromium and chromedriver, or a skip that says how to install them
 from lib.paths import DEMO_MODEL, NOTEBOOKS, ROOT, SAMPLE
 from lib.review import report
 
@@ -88,15 +88,6 @@ def test_a_wrong_report_parameter_stops_at_once(workdir, tiny_vit, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- a real browser
-def _browser() -> tuple[str, str]:
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.skip("no browser installed: needs Debian's chromium and chromium-driver "
-                    "(apt-get install -y chromium chromium-driver; .ci/run installs them)")
-    return chromium, driver
-
-
 def _sample_and_demo_model() -> None:
     """The sample set and the demo detector the notebook's defaults use (make sample demo-model, once)."""
     if (DEMO_MODEL / "fit.json").is_file() and (SAMPLE / "test" / "labels.csv").is_file():
