@@ -123,15 +123,22 @@ Statistic = Callable[[np.ndarray, np.ndarray], float]  # (labels, scores) -> a f
 def auc(y: np.ndarray, scores: np.ndarray) -> float:
     """ROC AUC (ties count half, as ``roc_auc_score``), from the ranks of the scores; nan when ``y`` holds one class
     only."""
-    from scipy.stats import rankdata
-
     y = np.asarray(y).astype(int)
     pos = int(np.sum(y == 1))
     neg = len(y) - pos
     if not pos or not neg:
         return float("nan")
-    ranks = rankdata(np.asarray(scores, float))
+    ranks = _average_ranks(np.asarray(scores, float))
     return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``x``, ties given the mean of the ranks they share (numpy only: this module ships)."""
+    order = np.argsort(x, kind="mergesort")
+    _, first, counts = np.unique(x[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(x))
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)
+    return ranks
 
 
 def f1_at(threshold: float) -> Statistic:
