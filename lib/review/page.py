@@ -79,6 +79,7 @@ class Section:
         return self
 
     def heading(self, text: str) -> "Section":
+        """A sub-heading."""
         self.parts.append(f"<h3>{html.escape(text)}</h3>")
         return self
 
@@ -94,14 +95,17 @@ class Section:
         return self
 
     def figure(self, fig: Any, caption: str = "") -> "Section":
+        """A matplotlib figure, embedded (and closed)."""
         self.parts.append(figure_html(fig, caption))
         return self
 
     def table(self, df: pd.DataFrame, digits: int = 3, css: str = "") -> "Section":
+        """A table, floats to ``digits`` places."""
         self.parts.append(table_html(df, digits, css))
         return self
 
     def html(self) -> str:
+        """The section as HTML."""
         return f'<section id="{html.escape(self.id)}"><h2>{html.escape(self.title)}</h2>\n' + "\n".join(self.parts) \
             + "\n</section>"
 
@@ -115,11 +119,13 @@ class Page:
     sections: list[Section] = field(default_factory=list)
 
     def section(self, id: str, title: str) -> Section:
+        """A new section at the end of the page."""
         s = Section(id, title)
         self.sections.append(s)
         return s
 
     def html(self) -> str:
+        """The whole page."""
         nav = " ".join(f'<a href="#{html.escape(s.id)}">{html.escape(s.title)}</a>' for s in self.sections)
         body = "\n".join(s.html() for s in self.sections)
         return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(self.title)}'

@@ -134,6 +134,7 @@ def _stage_share(a: torch.Tensor, w_mean: torch.Tensor, w_std: torch.Tensor) -> 
 
 
 def is_probe(lm: LoadedModel) -> bool:
+    """The model is the kit's linear probe (``model_type: kit_probe``)."""
     return getattr(getattr(lm.module, "config", None), "model_type", "") == "kit_probe"
 
 
