@@ -61,6 +61,12 @@ def test_a_one_class_group_is_ranked_against_every_real():
     assert groups.loc["swap", "AUC"] == pytest.approx(roc_auc_score(both["truth"], both["prob_fake"]))
     assert groups.loc["swap", "AUC against"] == "+ every real" and groups.loc["swap", "units"] == 6
     assert groups.loc["swap", "called right"] == pytest.approx(float((swaps["prob_fake"] >= 0.5).mean()))
+    reals_a = s[(s["source"] == "a") & (s["truth"] == 0)]  # a source of reals only: ranked against every fake
+    by_source = curves.group_intervals(s.assign(source=np.where(s["truth"] == 0, s["source"], "f")), 0.5, units,
+                                       ("source",), n=50).set_index("group")
+    both = pd.concat([reals_a, s[s["truth"] == 1]])
+    assert by_source.loc["a", "AUC"] == pytest.approx(roc_auc_score(both["truth"], both["prob_fake"]))
+    assert by_source.loc["a", "AUC against"] == "+ every fake"
 
 
 def test_operating_point_and_figures():

@@ -88,32 +88,40 @@ def headline(scores: pd.DataFrame, threshold: float, units: np.ndarray, n: int =
     return pd.DataFrame(rows)
 
 
-def _with_reals(scores: pd.DataFrame, rows: pd.Index) -> pd.Index:
-    """``rows``, and every real of ``scores`` when ``rows`` hold one class only (a kind of fake ranked against the
-    reals, as a held-out kind is)."""
-    if scores.loc[rows, "truth"].nunique() == 2:
+def _with_other_class(scores: pd.DataFrame, rows: pd.Index) -> pd.Index:
+    """``rows``, and every file of the other class when ``rows`` hold one class only: a kind of fake ranked against
+    every real (as a held-out kind is), a source of reals against every fake."""
+    classes = scores.loc[rows, "truth"].unique()
+    if len(classes) != 1:
         return rows
-    return rows.union(scores.index[scores["truth"] == 0])
+    return rows.union(scores.index[scores["truth"] != classes[0]])
 
 
 def group_intervals(scores: pd.DataFrame, threshold: float, units: np.ndarray, columns: tuple[str, ...] = GROUP_COLUMNS,
                     n: int = 1000, level: float = LEVEL, seed: int = 0) -> pd.DataFrame:
-    """Per value of each grouping column present: files, fakes, AUC (a one-class group ranked against every real)
-    and the share of its files called right at ``threshold``, each with its interval."""
+    """Per value of each grouping column present: files, fakes, AUC (a one-class group ranked against every file of
+    the other class) and the share of its files called right at ``threshold``, each with its interval."""
     scores = scores.reset_index(drop=True)
     y, s = scores["truth"].to_numpy(), scores["prob_fake"].to_numpy(float)
     rows = []
     for col in (c for c in columns if c in scores.columns and scores[c].nunique() > 1):
         for value, g in scores.groupby(col, sort=True):
-            both = _with_reals(scores, g.index).to_numpy()
+            both = _with_other_class(scores, g.index).to_numpy()
             a = metrics.bootstrap(y[both], s[both], units[both], metrics.auc, n, level, seed)
             idx = g.index.to_numpy()
             r = metrics.bootstrap(y[idx], s[idx], units[idx], called_right(threshold), n, level, seed)
             rows.append({"by": col, "group": value, "files": len(g), "fakes": int(g["truth"].sum()),
                          "units": len(set(units[idx])), "AUC": a.value, "AUC low": a.low, "AUC high": a.high,
-                         "AUC against": "its own files" if len(both) == len(idx) else "+ every real",
+                         "AUC against": _against(scores, g),
                          "called right": r.value, "called right low": r.low, "called right high": r.high})
     return pd.DataFrame(rows)
+
+
+def _against(scores: pd.DataFrame, group: pd.DataFrame) -> str:
+    """What a group's AUC ranks: its own files, or its one class against every file of the other."""
+    if group["truth"].nunique() == 2:
+        return "its own files"
+    return "+ every real" if group["truth"].iloc[0] == 1 else "+ every fake"
 
 
 def operating_point(y: np.ndarray, s: np.ndarray, threshold: float) -> tuple[float, float, float]:
@@ -143,13 +151,13 @@ def _draw(roc_ax: plt.Axes, pr_ax: plt.Axes, y: np.ndarray, s: np.ndarray, thres
 
 def curves_figure(scores: pd.DataFrame, threshold: float, by: str | None = None) -> plt.Figure:
     """ROC and precision-recall curves of every file (black), and of each value of ``by`` when given (a one-class
-    group against every real); dots mark the operating point of ``threshold``."""
+    group against every file of the other class); dots mark the operating point of ``threshold``."""
     fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(10, 4.2))
     y, s = scores["truth"].to_numpy(), scores["prob_fake"].to_numpy(float)
     _draw(roc_ax, pr_ax, y, s, threshold, f"all files (n={len(y)})", color="k", lw=2)
     if by is not None:
         for value, g in scores.reset_index(drop=True).groupby(by, sort=True):
-            rows = _with_reals(scores.reset_index(drop=True), g.index).to_numpy()
+            rows = _with_other_class(scores.reset_index(drop=True), g.index).to_numpy()
             _draw(roc_ax, pr_ax, y[rows], s[rows], threshold, f"{value} (n={len(g)})", lw=1)
     roc_ax.plot([0, 1], [0, 1], color="0.75", ls="--", lw=1)
     pr_ax.axhline(float(np.mean(y)) if len(y) else 0.0, color="0.75", ls="--", lw=1)

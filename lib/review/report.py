@@ -307,8 +307,8 @@ def _units(scores: pd.DataFrame, by: str) -> np.ndarray:
 
 
 def _curves(s: Any, r: Results) -> None:
-    s.text("Dots mark the threshold's operating point. A group with one class (a kind of fake) is ranked against every "
-           "real file.")
+    s.text("Dots mark the threshold's operating point. A group with one class is ranked against every file of the other "
+           "(a kind of fake against every real, a source of reals against every fake).")
     for name, fig in r.summary.figures.items():
         if name.startswith("curves"):
             s.figure(fig, name.replace("_", " ").replace("curves", "ROC and precision-recall", 1))
