@@ -24,7 +24,9 @@ Shipped, one concern each, from the bottom of the house up:
     linear_probe the linear-probe architecture (frozen timm backbone + one linear layer) as a transformers model
     backbones    backbones by name (timm EfficientNet-Lite0/1/2 with offline ImageNet weights, ...), data configs
     models       load Hugging Face image classifiers, their classes, P(fake) of a batch of crops
-    pipeline     preprocess files into cached crops (worker processes), predict files from crops
+    engines      where jobs run: this process, worker processes or a cluster (loaded by name), one protocol;
+                 jobs in order with a bounded look-ahead, a dead or hung worker replaced, workers die with the notebook
+    pipeline     preprocess files into cached crops (on an engine), predict files from crops
     shards       a deterministic share of a data folder (shard: i/n), and what a merge checks of the shards' runs
     submission   write and validate submission.csv (names UTF-8 cannot hold are named, not lost; merge of shards)
     predict      the one road from media to predictions.csv + submission.csv (infer, bundle, check, bench)
@@ -34,7 +36,7 @@ Shipped, one concern each, from the bottom of the house up:
 
 Never shipped:
     bundle/      scoring-server bundles: build, check, projection (``python -m lib.bundle``; ``lib.kernel`` is an alias)
-    scale/       past one machine: a Dask cluster (cluster), box reuse for training preprocessing (boxreuse)
+    scale/       past one machine: the Dask engine (cluster), box reuse for training preprocessing (boxreuse)
     corpora/     importers of public corpora (FF++, Celeb-DF, DFDC, DF40, folders) and the generated sample set
     review/      EDA, error analysis, figures, ensembles of runs, JupyterLab
     training/    everything train.ipynb needs, and the offline demo detector (demo_model)

@@ -86,6 +86,12 @@ def workers(value: Any) -> int:
     return max(1, min((os.cpu_count() or 2) - 1, 8)) if value == -1 else value
 
 
+def file_timeout(value: Any) -> float:
+    """Seconds a file may take per 10 frames and per 10 MB before its worker is replaced (0: no limit)."""
+    return number("file_timeout", value, 0.0, float("inf"), "0 (no limit) or a number of seconds > 0 per 10 frames "
+                  "and per 10 MB of a file, after which its worker is stopped and the file gets a fallback row")
+
+
 def existing_dir(name: str, value: str, what: str) -> Path:
     """An existing folder (relative paths from the current folder, else from the project root)."""
     p = Path(value).expanduser() if value else Path()

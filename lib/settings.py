@@ -17,6 +17,7 @@ import yaml
 
 from . import checks
 from .devices import DEVICES, PRECISIONS
+from .engines import FILE_TIMEOUT
 from .errors import ParameterError
 from .options import CROP_KEYS, InferOptions, PrepSettings
 from .paths import resolve
@@ -24,9 +25,9 @@ from .paths import resolve
 _LITERAL = (str, int, float, bool, type(None), list, tuple, dict)
 _IPYTHON = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 
-# the crop settings and where preprocessing runs (worker processes, or a Dask cluster: lib.scale.cluster), shared by
-# preprocess, infer and train
-_CROPS = CROP_KEYS + ("workers", "cluster", "cache_dir")
+# the crop settings and where preprocessing runs (worker processes, or a Dask cluster: lib.engines, lib.scale.cluster;
+# file_timeout: each file's time limit there), shared by preprocess, infer and train
+_CROPS = CROP_KEYS + ("workers", "cluster", "file_timeout", "cache_dir")
 _COMMON = ("data_dir", "model") + _CROPS + ("follow_links", "shard")
 _NOT_ON_SERVER = ("cluster", "shard")  # the scoring server runs every file on its one machine
 PREPROCESS_KEYS = _COMMON + ("size",)
@@ -142,6 +143,7 @@ def check_prep(p: dict[str, Any]) -> dict[str, Any]:
     checks.shard(p.get("shard", ""))
     return {"data_dir": data_dir(p["data_dir"]), "model": checks.model_source(p["model"]),
             "workers": checks.workers(p["workers"]), "cluster": checks.cluster(p.get("cluster", "")),
+            "file_timeout": checks.file_timeout(p.get("file_timeout", FILE_TIMEOUT)),
             "shard": p.get("shard", ""), "follow_links": checks.boolean("follow_links", p["follow_links"]),
             "cache_dir": (resolve(p["cache_dir"]) if p["cache_dir"] else None)}
 

@@ -10,7 +10,8 @@ def _params(tmp_path, **over):
     p = dict(data_dir=str(tmp_path), model=str(tmp_path), frames=4, face_margin=1.3, detect_width=640,
              detector="dlib_hog", no_face="skip", workers=0, cache_dir="", labels="", tta="flip", aggregate="mean",
              batch_size=8, threshold=0.5, fallback_prob=0.0, device="cpu", precision="auto", exp="t1",
-             detect_every=1, detect_scale="fixed", torch_compile=False, follow_links=True, cluster="", shard="")
+             detect_every=1, detect_scale="fixed", torch_compile=False, follow_links=True, cluster="", shard="",
+             file_timeout=60.0)
     p.update(over)
     return p
 
@@ -41,6 +42,8 @@ def test_collect_rejects_unknown_names_and_ignores_other_notebooks(tmp_path, cap
     ("follow_links", "yes", "follow_links='yes'.*True, False"),
     ("detect_scale", "big", "detect_scale=.big.*fixed, adaptive"),
     ("torch_compile", "yes", "torch_compile='yes'"),
+    ("file_timeout", -1, "file_timeout=-1.*0 .no limit."),
+    ("file_timeout", "1m", "file_timeout='1m'.*seconds"),
 ])
 def test_wrong_parameter_stops_with_its_name(tmp_path, name, value, match):
     with pytest.raises(ParameterError, match=match):

@@ -255,7 +255,8 @@ def _params(**over):
                                         ({"strategy": "distill"}, "teacher"), ({"teacher": "x"}, "teacher"),
                                         ({"augment": ["flip", "sepia"]}, "augment"), ({"loss": "hinge"}, "loss"),
                                         ({"scheduler": "linear"}, "scheduler"), ({"epochs": 0}, "epochs"),
-                                        ({"data": []}, "data"), ({"monitor": "f1"}, "monitor")])
+                                        ({"data": []}, "data"), ({"monitor": "f1"}, "monitor"),
+                                        ({"file_timeout": -5}, "file_timeout")])
 def test_wrong_train_parameter_is_named(over, name, tmp_path):
     (tmp_path / "labels.csv").write_text("filename,label\na.jpg,0\n")  # a fresh clone has no sample set yet
     with pytest.raises(ParameterError) as e:

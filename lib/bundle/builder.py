@@ -125,7 +125,8 @@ print(f"{len(media.list_media(cfg['data_dir']))} files; {lm.info['architecture']
       f"P(fake) = classes {lm.fake_indices}; {cfg['options'].crops(lm.size)}")
 load_s = time.time() - t0
 # the one road that infer.ipynb takes too; crops are deleted once read (little disk)
-pred = predict.predict_folder(cfg["data_dir"], lm, cfg["options"], BUNDLE, crop_dir, cfg["workers"], keep_cache=False)
+pred = predict.predict_folder(cfg["data_dir"], lm, cfg["options"], BUNDLE, crop_dir, cfg["workers"], keep_cache=False,
+                              file_timeout=cfg["file_timeout"])  # a file that hangs gets a fallback row
 if not cache_dir:
     shutil.rmtree(crop_dir, ignore_errors=True)
 stats = {"files": len(pred.records), "workers": cfg["workers"], "load_s": load_s, "total_s": time.time() - t0,
@@ -174,6 +175,8 @@ def task_notebook(exp: str, task: dict[str, Any]) -> nbformat.NotebookNode:
 _HELP = {"data_dir": "the server's flat test folder", "model": "model folder inside this bundle",
          "cache_dir": "'' means a temporary folder outside the bundle, deleted after the run",
          "follow_links": "a link in ./data to a file outside it: True → read it, False → refuse it (a fallback row)",
+         "file_timeout": "seconds a file may take per 10 frames and per 10 MB before its worker is stopped (a fallback "
+                         "row); 0 → no limit (nor with workers 0)",
          "model_name": "the name aif.submit gives this submission", "exp": "the experiment this bundle was built from"}
 
 

@@ -17,7 +17,6 @@ from ..experiments import Run
 from ..options import PrepSettings
 from ..progress import tqdm
 from ..review import analysis, plots
-from ..scale import cluster
 from . import data, evaluate, export, loop, sbi, validation
 from .losses import make_loss
 
@@ -48,7 +47,7 @@ class TrainingJob:
 
     def describe(self) -> str:
         return (f"{type(self.model).__name__} from {self.p['backbone']}: {loop.counts(self.model)['parameters']:,} "
-                f"parameters; crops {self.prep}; validate {self.p['validate']}; outputs → {self.run.dir}, model → "
+                f"parameters; crops {self.prep}; validate {self.p['validate']}; outputs → {self.run.path}, model → "
                 f"{self.cfg['out']}")
 
     def load_data(self) -> pd.DataFrame:
@@ -56,9 +55,10 @@ class TrainingJob:
         returns the split (files and crops per kind on each side) or the folds. Files that gave no crop are kept in
         ``dropped`` with the reason."""
         p = self.p
-        with self.run.stage("crops"), cluster.engine(self.cfg["cluster"], self.cfg["workers"]) as workers:
+        with self.run.stage("crops"):  # worker processes here, or a cluster (cluster): lib.engines
             self.crops, self.dropped = data.load_crops(self.cfg["folders"], self.prep, self.cfg["cache_dir"],
-                                                       workers, p["box_reuse"])
+                                                       self.cfg["workers"], p["box_reuse"], self.cfg["cluster"],
+                                                       self.cfg["file_timeout"])
         if p["box_reuse"]:
             print(f"box reuse: {self.crops.box_reuse}")
         if self.loo:

@@ -66,6 +66,6 @@ def check_params(p: dict[str, Any]) -> dict[str, Any]:
     backbones.check(p["backbone"])
     exp = checks.exp_name(p["exp"])
     return {"datasets": datasets, "folders": list(folders), "workers": checks.workers(p["workers"]),
-            "cluster": checks.cluster(p["cluster"]),
+            "cluster": checks.cluster(p["cluster"]), "file_timeout": checks.file_timeout(p["file_timeout"]),
             "cache_dir": resolve(p["cache_dir"]) if p["cache_dir"] else None, "strategy": strategy, "exp": exp,
             "out": resolve(p["out"]) if p["out"] else MODELS / exp}
