@@ -3,7 +3,6 @@ media and tiny random models."""
 
 from __future__ import annotations
 
-import ast
 import json
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import media_factory as mf
 from lib import frames
 from lib.errors import ParameterError
 from lib.filerecord import FileRecord
-from lib.models import LoadedModel, pixels
+from lib.models import LoadedModel, normalized
 from lib.review import curves, page, report, robustness, saliency, timeline
 
 ID2LABEL = {0: "real", 1: "fake"}
@@ -165,7 +164,7 @@ def test_probe_maps_add_up_to_the_margin_exactly():
     lm, crops = _loaded(probe), _crops()
     maps = saliency.heat_maps(lm, crops)
     with torch.no_grad():
-        logits = probe(pixel_values=pixels(crops, lm.data)).logits
+        logits = probe(pixel_values=normalized(crops, lm.data)).logits
     margin = (logits[:, 1] - logits[:, 0]).numpy()
     bias = float((probe.classifier.bias[1] - probe.classifier.bias[0]).detach())
     assert maps.method == "linear probe decomposition" and maps.maps.shape == (2, 64, 64)
@@ -185,7 +184,7 @@ def test_grad_cam_of_an_efficientnet_is_its_share_of_the_margin():
     lm, crops = _loaded(model), _crops()
     maps = saliency.heat_maps(lm, crops)
     with torch.no_grad():
-        logits = model(pixel_values=pixels(crops, lm.data)).logits
+        logits = model(pixel_values=normalized(crops, lm.data)).logits
     margin = (logits[:, 1] - logits[:, 0]).numpy()
     assert maps.method == "Grad-CAM" and maps.layer == "timm_model.bn2"
     bias = float((head.bias[1] - head.bias[0]).detach())
@@ -251,29 +250,23 @@ def _labelled(folder: Path) -> Path:
 
 
 def _params(**over: object) -> dict:
-    import papermill as pm
-
-    from lib.paths import NOTEBOOKS
-
-    found = pm.inspect_notebook(str(NOTEBOOKS / "report.ipynb"))
-    p = {k: ast.literal_eval(v["default"]) for k, v in found.items()}
-    return {**p, **over}
+    return {**report.REPORT.defaults, **over}
 
 
 def test_report_parameters_are_checked_before_any_work(tmp_path, tiny_vit):
     data = _labelled(tmp_path / "d")
     good = _params(model=str(tiny_vit), data_dir=str(data))
-    cfg = report.check_params(good)
+    cfg = report.REPORT.check(good)
     assert cfg["options"].threshold == 0.5 and "stores none" in cfg["threshold_from"]
     assert [p.name for p in cfg["robustness"]] == list(robustness.PERTURBATIONS)
     for name, value, match in (("robustness", ["jpeg"], "robustness"), ("n_errors", -1, "n_errors"),
                                ("threshold", "model", "threshold.*stores no threshold"), ("level", 1.5, "level"),
                                ("aggregate", "mode", "aggregate"), ("run", "no-such-run", "run=")):
         with pytest.raises(ParameterError, match=match):
-            report.check_params({**good, name: value})
+            report.REPORT.check({**good, name: value})
     (data / "labels.csv").unlink()
     with pytest.raises(ParameterError, match="labels.*needs labels"):
-        report.check_params(good)
+        report.REPORT.check(good)
 
 
 def test_threshold_auto_reads_the_models_stored_threshold(tmp_path, tiny_vit):

@@ -21,7 +21,7 @@ from PIL import Image
 
 import media_factory as mf
 import odd_corpus
-from lib import cache, engines, experiments, media, models, names, pipeline, predict, settings, submission
+from lib import cache, engines, experiments, media, models, names, parameters, pipeline, predict, submission
 from lib.errors import DiskFullError, ModelLoadError, ParameterError
 from lib.options import InferOptions, PrepSettings
 
@@ -299,10 +299,8 @@ def test_a_full_tmpfs_in_infer_ipynb_shows_the_message_alone(tmp_path, tiny_vit,
 
 # ------------------------------------------------------------------------------------------------ checks at the start
 def _infer_params(data: Path, model: Path, **over) -> dict:
-    p = dict(data_dir=str(data), model=str(model), frames=2, face_margin=1.3, detect_width=640, detector="dlib_hog",
-             no_face="skip", workers=0, cache_dir="", labels="", tta="none", aggregate="mean", batch_size=8,
-             threshold=0.5, fallback_prob=0.0, device="cpu", precision="auto", exp="t1", detect_every=1,
-             detect_scale="fixed", torch_compile=False, follow_links=True)
+    p = dict(parameters.INFER.defaults, data_dir=str(data), model=str(model), frames=2, workers=0, labels="",
+             device="cpu", exp="t1")
     return {**p, **over}
 
 
@@ -311,12 +309,12 @@ def test_labels_with_no_name_in_common_with_data_dir_stop_the_run_at_the_start(t
     labels = tmp_path / "labels.csv"
     labels.write_text("filename,label\nother1.jpg,0\nother2.jpg,1\n")
     with pytest.raises(ParameterError, match=r"labels=.*none of its 2 filenames .*'other1.jpg'.* 2 media files in"):
-        settings.check_infer(_infer_params(tmp_path / "data", tiny_vit, labels=str(labels)))
+        parameters.INFER.check(_infer_params(tmp_path / "data", tiny_vit, labels=str(labels)))
     labels.write_bytes(b"filename,label\ncaf\xe9.jpg,0\n")
     with pytest.raises(ParameterError, match="labels=.*cannot be read .*can.t decode.*a UTF-8 CSV"):
-        settings.check_infer(_infer_params(tmp_path / "data", tiny_vit, labels=str(labels)))
+        parameters.INFER.check(_infer_params(tmp_path / "data", tiny_vit, labels=str(labels)))
     labels.write_text('filename,label\nimg0.jpg,0\n"odd, missing.jpg",1\n')
-    assert settings.check_infer(_infer_params(tmp_path / "data", tiny_vit, labels=str(labels)))["labels"] == labels
+    assert parameters.INFER.check(_infer_params(tmp_path / "data", tiny_vit, labels=str(labels)))["labels"] == labels
 
 
 def test_truncated_or_mismatched_weights_are_a_parameter_error_naming_the_model_folder(tmp_path, tiny_vit):

@@ -17,21 +17,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import cache, checks, media, metrics, models, names, predict, settings
-from ..devices import DEVICES, PRECISIONS
+from .. import cache, checks, media, models, names, predict
+from ..checks import rule
 from ..errors import ParameterError
 from ..experiments import RECORD, read_record
 from ..options import CROP_KEYS, InferOptions
+from ..parameters import CROP, DATA_DIR, DEVICE, EXP, MODEL, SEED, WHERE, Param, Schema, fields_of, labels_overlap
 from ..paths import CACHE, CROP_CACHE, SUBMISSIONS, resolve
 from . import analysis, robustness
 
-# what the report predicts with: the crop settings and inference options of infer.ipynb
-_INFER = CROP_KEYS + ("tta", "aggregate", "batch_size", "fallback_prob")
-REPORT_KEYS = ("model", "data_dir", "labels", "run") + _INFER + ("threshold", "workers", "cache_dir", "device",
-               "precision", "resample_by", "resamples", "level", "seed", "robustness", "perturb_dir", "n_errors",
-               "n_correct", "exp")
 AUTO = "auto"
 REPORT_FILE = "report.html"
+# what a finished infer run decides when ``run`` is set: its model and folder, crop settings and inference options
+_FROM_RUN = ("model", "data_dir", *CROP_KEYS, "tta", "aggregate", "batch_size", "fallback_prob")
 
 
 def check_threshold(value: Any, source: str) -> tuple[float | str, str]:
@@ -82,43 +80,89 @@ def _given(p: dict[str, Any]) -> tuple[dict[str, Any], Path | None, dict[str, An
         return p, None, None
     folder, record = _from_run(p["run"])
     rp = record["params"]
-    merged = {**p, **{k: rp[k] for k in ("model", "data_dir", *_INFER) if k in rp}}
+    merged = {**p, **{k: rp[k] for k in _FROM_RUN if k in rp}}
     merged["labels"] = p["labels"] if p["labels"] != AUTO else rp.get("labels", AUTO)
     merged["threshold"] = record.get("threshold_used", rp.get("threshold"))
     merged["cache_dir"] = rp.get("cache_dir") or p["cache_dir"]
     return merged, folder, record
 
 
-def check_params(p: dict[str, Any]) -> dict[str, Any]:
-    """Check every report.ipynb parameter before any work starts; returns resolved values."""
-    q, run_dir, record = _given(p)
-    source = checks.model_source(q["model"])
-    data_dir = settings.data_dir(q["data_dir"])
-    labels = settings.infer_labels(q["labels"], data_dir)
+def _labels(q: dict[str, Any], data_dir: Path) -> Path:
+    """The labels file (``auto``: data_dir/labels.csv), which must name files of ``data_dir``."""
+    if q["labels"] == AUTO:
+        found = data_dir / "labels.csv"
+        labels = found.resolve() if found.is_file() else None
+    else:
+        labels = checks.optional_file("labels", q["labels"])
     if labels is None:
         raise ParameterError("labels", q["labels"], "a labels CSV (filename,label[,source,kind,origin])",
                              why=f"the report needs labels and {data_dir} has no labels.csv")
-    settings.labels_overlap(labels, data_dir, q["labels"])
+    labels_overlap(labels, data_dir, q["labels"])
+    return labels
+
+
+def _resolve(p: dict[str, Any], v: dict[str, Any]) -> dict[str, Any]:
+    """The report's settings: the model, folder and options (a finished infer run's when ``run`` is set), the
+    labels, the threshold and where it comes from; every path resolved."""
+    q, run_dir, record = _given(p)
+    source = checks.model_source(q["model"])
+    data_dir = checks.existing_dir("data_dir", q["data_dir"], "an existing flat folder of .jpg/.png/.mp4 files")
     threshold, threshold_from = check_threshold(q["threshold"], source) if run_dir is None else \
         (q["threshold"], f"used by the infer run {run_dir.name}")
-    options = InferOptions.from_params({**q, "threshold": threshold})
-    checks.choice("device", p["device"], DEVICES)
-    checks.choice("precision", p["precision"], PRECISIONS)
-    for name in ("n_errors", "n_correct"):
-        if checks.integer(name, p[name], "an integer ≥ 0") < 0:
-            raise ParameterError(name, p[name], "an integer ≥ 0")
-    checks.positive_int("resamples", p["resamples"], "bootstrap resamples")
-    checks.number("level", p["level"], 0.5, 0.999, "the intervals' level, e.g. 0.9 for 90 %")
-    checks.integer("seed", p["seed"])
-    if not isinstance(p["resample_by"], str) or not p["resample_by"]:
-        raise ParameterError("resample_by", p["resample_by"], "a labels column such as origin (files of one subject)")
-    return {"model": q["model"], "source": source, "data_dir": data_dir, "labels": labels, "options": options,
-            "threshold_from": threshold_from, "run_dir": run_dir, "run_record": record,
-            "robustness": robustness.check(p["robustness"]), "workers": checks.workers(p["workers"]),
+    return {"model": q["model"], "source": source, "data_dir": data_dir, "labels": _labels(q, data_dir),
+            "options": InferOptions.from_params({**q, "threshold": threshold}), "threshold_from": threshold_from,
+            "run_dir": run_dir, "run_record": record, "robustness": v["robustness"], "workers": v["workers"],
+            "cluster": v["cluster"], "file_timeout": v["file_timeout"],
             "cache_dir": resolve(q["cache_dir"]) if q["cache_dir"] else None,
-            "perturb_dir": resolve(p["perturb_dir"]) if p["perturb_dir"] else CACHE / "perturbed",
-            "exp": checks.exp_name(p["exp"] or datetime.now().strftime("report-%Y%m%d-%H%M%S")),
+            "perturb_dir": v["perturb_dir"] or CACHE / "perturbed", "exp": v["exp"],
             "notes": [n for n in (training_overlap(source, data_dir),) if n]}
+
+
+def _exp(name: str, value: Any) -> str:
+    return checks.exp_name(value or datetime.now().strftime("report-%Y%m%d-%H%M%S"), name)
+
+
+def _resample_by(name: str, value: Any) -> str:
+    if not checks.text(name, value, "a labels column such as origin (the files of one subject)"):
+        raise ParameterError(name, value, "a labels column such as origin (the files of one subject)")
+    return value
+
+
+_CROP = {p.name: p for p in CROP}
+_IGNORED = "; ignored when run is set"
+REPORT = Schema("report.ipynb", (
+    MODEL.but(help="model folder or hub id (the demo detector: make demo / make lab)" + _IGNORED, check=None),
+    DATA_DIR.but(help="labelled flat folder of media; relative paths are from the project root" + _IGNORED,
+                 check=None),
+    Param("labels", str, AUTO, "labels.csv (filename,label[,source,kind,origin]); auto → data_dir/labels.csv (with "
+          "run: the run's labels)"),
+    Param("run", str, "", "a finished infer run (submissions/<exp> or its name): its model, data, crop settings and "
+          'predictions are reused; "" → model + data_dir'),
+    _CROP["frames"].but(default=8, help="frames sampled per video, evenly spaced (models/detector was fitted on 8)"),
+    *(_CROP[k] for k in CROP_KEYS if k != "frames"),
+    *fields_of(InferOptions, "tta"),
+    fields_of(InferOptions, "aggregate")[0].but(default="logit_mean", help=fields_of(InferOptions, "aggregate")[0].help
+                                                + " (logit_mean: how a linear probe is fitted)"),
+    *fields_of(InferOptions, "batch_size", "fallback_prob"),
+    Param("threshold", str, AUTO, "auto: the threshold train.ipynb stored with the model, else 0.5 | model | a number "
+          "in [0, 1]"),
+    *WHERE, *DEVICE,
+    Param("resample_by", str, "origin", "labels column whose groups the bootstrap resamples whole (the files of one "
+          "subject); filename when absent", _resample_by),
+    Param("resamples", int, 1000, "bootstrap resamples per interval", rule(checks.positive_int, "bootstrap resamples")),
+    Param("level", float, 0.9, "level of the intervals (0.9: 90 %)",
+          rule(checks.number, 0.5, 0.999, "the intervals' level, e.g. 0.9 for 90 %")),
+    SEED.but(help="seeds the bootstrap"),
+    Param("robustness", list, list(robustness.PERTURBATIONS), "perturbations scored again: jpeg90_crf23 | "
+          "jpeg70_crf30 | jpeg50_crf36 (images JPEG quality / videos H.264 CRF) | half | quarter (downscale) | blur; "
+          "[] → none", lambda name, value: robustness.check(value)),
+    Param("perturb_dir", str, "", 'cache of perturbed media, keyed by source content and perturbation; "" → '
+          "cache/perturbed", checks.optional_path),
+    Param("n_errors", int, 4, "most confident false positives and false negatives (each) shown with heat maps; "
+          "their videos get timelines", rule(checks.int_at_least, 0, "an integer ≥ 0")),
+    Param("n_correct", int, 1, "most confident correct fakes and reals (each) shown beside them",
+          rule(checks.int_at_least, 0, "an integer ≥ 0")),
+    EXP.but(help='run name: outputs go to submissions/<exp>/; "" → report-<timestamp>', check=_exp)), _resolve)
 
 
 def labelled_files(data_dir: Path, truth: pd.DataFrame) -> tuple[list[Path], int]:

@@ -192,15 +192,17 @@ def _scored(scores: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
 
 def run_grid(scores: pd.DataFrame, files: list[Path], lm: Any, opts: Any, perturbations: list[Perturbation],
              root: Path, threshold: float, cache_dir: Path | None = None, workers: Any = -1, by: str = "origin",
-             n: int = 1000, level: float = LEVEL, seed: int = 0, progress: bool = True) -> tuple[Robustness, dict]:
+             n: int = 1000, level: float = LEVEL, seed: int = 0, progress: bool = True,
+             **where: Any) -> tuple[Robustness, dict]:
     """Score ``files`` (the labelled files behind ``scores``) under each perturbation; returns the result and the
-    seconds spent per perturbation (``perturb_s``: making new perturbed files, ``predict_s``: crops and model)."""
+    seconds spent per perturbation (``perturb_s``: making new perturbed files, ``predict_s``: crops and model).
+    ``where`` (``cluster``, ``file_timeout``) goes to ``predict.predict_files`` as it is."""
     rows = [_row("none", "the files as they are", scores, threshold, by, n, level, seed)]
     preds, failed, times = [], {}, {}
     for p in perturbations:
         made, bad, perturb_s = ensure(files, p, root, progress)
         t0 = time.perf_counter()
-        pred = predict.predict_files(list(made.values()), lm, opts, cache_dir, workers, progress=progress)
+        pred = predict.predict_files(list(made.values()), lm, opts, cache_dir, workers, progress=progress, **where)
         table = pred.table.assign(filename=[names.escape(src.name) for src in made])  # back to the original names
         scored = _scored(scores, table)
         rows.append(_row(p.name, p.text(), scored, threshold, by, n, level, seed))

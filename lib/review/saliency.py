@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..models import LoadedModel, pixels
+from ..models import LoadedModel, normalized
 
 
 class Unavailable(RuntimeError):
@@ -142,7 +142,7 @@ def heat_maps(lm: LoadedModel, crops: np.ndarray) -> Maps:
     """Heat maps of uint8 crops (N, S, S, 3) for ``lm`` by its type (see the module's text); ``Unavailable`` when
     the model has no spatial feature map."""
     module = getattr(lm.module, "_orig_mod", lm.module)
-    x = pixels(crops, lm.data, lm.device)
+    x = normalized(crops, lm.data, lm.device)
     size = crops.shape[1]
     if is_probe(lm):
         cells, bias = probe_cells(module, x, lm.fake_indices)
