@@ -16,10 +16,11 @@ from PIL import Image
 import media_factory as mf
 from lib import media, parameters
 from lib.paths import NOTEBOOKS
+from lib.review.report import REPORT
 from lib.training import TRAIN
 
 NOTEBOOK_KEYS = {"infer.ipynb": parameters.INFER.keys, "preprocess.ipynb": parameters.PREPROCESS.keys,
-                 "train.ipynb": TRAIN.keys}
+                 "train.ipynb": TRAIN.keys, "report.ipynb": REPORT.keys}
 
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOK_KEYS))

@@ -30,20 +30,23 @@ ABOUT = {"preprocess.ipynb": "fill the crop cache (decode, detect, crop) ahead o
          "train.ipynb": "labelled folders → a model folder that infer.ipynb and the bundle load",
          "eda.ipynb": "what is in a data folder, and does it look like the competition's test set",
          "ensemble.ipynb": "combine the predictions of several runs",
+         "report.ipynb": "know your detector: one HTML page with curves and intervals, robustness, heat maps and "
+                         "timelines",
          "sweep.ipynb": "Optuna over another notebook's parameters (also `python -m lib.sweep --name value`)",
          "task.ipynb": "the scoring-server bundle's notebook (`python -m lib.bundle build` writes its parameters cell "
                        "with the experiment's values)"}
 
 
 def schemas() -> dict[str, Schema]:
-    """Every kit notebook's schema by file name: the six of notebooks/ and the server bundle's task.ipynb."""
+    """Every kit notebook's schema by file name: the seven of notebooks/ and the server bundle's task.ipynb."""
     from ..parameters import INFER, PREPROCESS, TASK
     from ..review.eda import EDA
     from ..review.ensemble import ENSEMBLE
+    from ..review.report import REPORT
     from ..training.parameters import TRAIN
     from .study import SWEEP
 
-    return {s.notebook: s for s in (PREPROCESS, INFER, TRAIN, EDA, ENSEMBLE, SWEEP, TASK)}
+    return {s.notebook: s for s in (PREPROCESS, INFER, TRAIN, EDA, ENSEMBLE, REPORT, SWEEP, TASK)}
 
 
 def cell_lines(source: str) -> list[tuple[str, str, str, str]]:
