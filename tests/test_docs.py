@@ -9,8 +9,9 @@ The copy: every file git tracks (or would track) of this checkout, with ``.venv`
 tests; it is its own project root and KIT_WORKDIR (runs, EXPERIMENTS.md, the crop cache, kernels/ all land in it).
 Each block runs with bash (``-e -o pipefail -x``) from the copy's root, in the activated venv (its ``bin`` first on
 PATH) and with PYTHONPATH set to the copy (the venv's editable install points at the checkout, the copy's ``lib``
-must win). A README block runs first for every page: each page starts from the state the README leaves (the demo
-made, its bundle built and checked). Blocks of one page run in order, each once.
+must win). The README's blocks run first: every page starts from the state they leave (the demo made, its bundle
+built and checked). Then the pages run, two at a time (CI has two cores; a notebook run keeps about one busy), the
+blocks of a page in order, each once, and each block's test reports its page's outcome for it.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -168,7 +171,6 @@ def test_every_mark_is_known_and_every_substitution_still_matches() -> None:
 
 BLOCKS = docblocks.all_blocks()
 RUNNABLE = [b for b in BLOCKS if not b.skip_reason]
-_outcomes: dict[str, str | None] = {}  # block id -> None when it passed, else why it failed
 
 
 def _copy_project(dest: Path) -> Path:
@@ -291,33 +293,80 @@ MINIATURES: dict[str, Callable[[Path], None]] = {"docs/corpora.md": make_mini_co
 
 # ------------------------------------------------------------------------------------------------------ running
 
-def _run_block(block: Block, project: Path) -> None:
-    """Run one block; record why it failed (or None)."""
-    if block.page in MINIATURES and not any(b.page == block.page for b in RUNNABLE if b.id in _outcomes):
-        MINIATURES[block.page](project)
+PAGES_AT_ONCE = 2  # CI has two cores; one notebook run keeps about one busy
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a block went: None when it passed, else why not; and its seconds."""
+
+    failure: str | None
+    seconds: float
+
+
+def _run_block(block: Block, project: Path) -> Outcome:
     script, _ = substituted(block)
+    start = time.monotonic()
     done = subprocess.run(["bash", "-e", "-o", "pipefail", "-x", "-c", script], cwd=project, env=_environment(project),
                           capture_output=True, text=True, timeout=1500)
-    _outcomes[block.id] = None if done.returncode == 0 else (
+    failure = None if done.returncode == 0 else (
         f"{block.id} failed (exit {done.returncode}); it ran:\n{script}\n--- output (last 6000 characters) ---\n"
         + (done.stdout + done.stderr)[-6000:])
+    return Outcome(failure, time.monotonic() - start)
 
 
-def _run_through(block: Block, project: Path) -> None:
-    """Run, each once, the README's blocks (every page starts from them) and the page's blocks up to ``block``."""
-    before = [b for b in RUNNABLE if b.page == "README.md"] if block.page != "README.md" else []
-    before += [b for b in RUNNABLE if b.page == block.page and b.line <= block.line]
-    for b in before:
-        if b.id not in _outcomes:
-            _run_block(b, project)
-        if _outcomes[b.id] is not None:
-            pytest.fail(_outcomes[b.id] if b is block else f"needs {b.id}, which failed:\n{_outcomes[b.id]}",
-                        pytrace=False)
+def _run_page(page: str, project: Path, outcomes: dict[str, Outcome], after: str | None = None) -> None:
+    """Run the page's blocks in order (its miniature first); after a failure the rest only say which one failed."""
+    failed = after
+    for n, block in enumerate(b for b in RUNNABLE if b.page == page):
+        if failed:
+            outcomes[block.id] = Outcome(f"needs {failed}, which failed:\n{outcomes[failed].failure}", 0.0)
+            continue
+        if n == 0 and page in MINIATURES:
+            MINIATURES[page](project)
+        outcomes[block.id] = _run_block(block, project)
+        failed = block.id if outcomes[block.id].failure else None
+
+
+def _cost(page: str) -> int:
+    """Notebook runs and make targets on a page: the longest pages start first."""
+    return sum(b.text.count("papermill ") + b.text.count("make ") + 4 * b.text.count("lib.sweep")
+               for b in RUNNABLE if b.page == page)
+
+
+@dataclass
+class Runs:
+    """Each block's Outcome by id, and the future of each page still running."""
+
+    done: dict[str, Outcome]
+    pages: dict[str, Future]
+
+    def outcome(self, block: Block) -> Outcome:
+        if block.page in self.pages:
+            self.pages[block.page].result()  # re-raises what stopped the page (a time-out, a miniature that failed)
+        return self.done[block.id]
+
+
+@pytest.fixture(scope="module")
+def runs(project: Path, request: pytest.FixtureRequest) -> Iterator[Runs]:
+    """The README's blocks first (every page starts from the state they leave), then the pages of the selected
+    blocks, PAGES_AT_ONCE at a time, the longest first."""
+    tests = [item for item in request.session.items if getattr(item, "originalname", "") == "test_command_block_runs"]
+    chosen = {t.callspec.params["block"].page for t in tests if not t.callspec.params["block"].skip_reason}
+    done: dict[str, Outcome] = {}
+    _run_page("README.md", project, done)
+    readme_failed = next((b.id for b in RUNNABLE if b.page == "README.md" and done[b.id].failure), None)
+    with ThreadPoolExecutor(PAGES_AT_ONCE) as pool:
+        yield Runs(done, {page: pool.submit(_run_page, page, project, done, readme_failed)
+                          for page in sorted(chosen - {"README.md"}, key=_cost, reverse=True)})
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.id)
-def test_command_block_runs(block: Block, project: Path) -> None:
+def test_command_block_runs(block: Block, runs: Runs) -> None:
     if block.skip_reason:
         pytest.skip(f"{block.id}: {block.skip_reason}")
-    _run_through(block, project)
+    outcome = runs.outcome(block)
+    print(f"{block.id}: {outcome.seconds:.1f} s")
+    if outcome.failure:
+        pytest.fail(outcome.failure, pytrace=False)
