@@ -169,6 +169,15 @@ def test_every_mark_is_known_and_every_substitution_still_matches() -> None:
         assert all(re.search(rf"^{k}:", text, re.M) for k in values), path
 
 
+def test_a_block_that_breaks_fails_with_what_it_ran(tmp_path: Path) -> None:
+    """A renamed or broken command fails its block (bash -e): the failure names the block and shows its output."""
+    block = Block("docs/x.md", 3, "bash", "echo before\npython -m lib.no_such_module\necho after", ())
+    outcome = _run_block(block, tmp_path)
+    assert outcome.failure and outcome.failure.startswith("docs/x.md:3 failed (exit 1)")
+    assert "No module named" in outcome.failure and "+ echo before" in outcome.failure
+    assert "+ echo after" not in outcome.failure
+
+
 BLOCKS = docblocks.all_blocks()
 RUNNABLE = [b for b in BLOCKS if not b.skip_reason]
 
