@@ -2,7 +2,9 @@
 #   make demo   venv + install, generate the sample set, fit the offline demo detector (once), preprocess, infer
 #   make test   venv + install, pytest (offline, CPU)
 #   make detector    the recommended detector from ../shared/data (leave-one-kind-out validated), models/detector
-#   make train-demo  the four training strategies on the sample set, then infer with the LoRA model (CPU: minutes)
+#                    (DETECTOR_ARGS='-y "data: [data/my-set]"' passes papermill arguments, e.g. other folders)
+#   make train-demo  the four training strategies on the sample set, then infer with the LoRA model (CPU: minutes;
+#                    TRAIN_ARGS="-p epochs 1" passes papermill arguments to each training run)
 #   make lab    venv + install, the sample set and demo detector the notebooks' defaults use, the kernel
 #               "deepfake-kit", then JupyterLab on 127.0.0.1 with a token (PORT=8888 to choose the port,
 #               LAB_ARGS="--no-browser --token T" passed to python -m lib.review.lab)
@@ -30,10 +32,12 @@ sample: install
 
 # The offline demo detector, fitted once (fit.json is written last, after the reload check); delete
 # models/demo-detector to fit it again.
+# DEMO_MODEL_FRAMES: frames per video it is fitted on.
 DEMO_MODEL := models/demo-detector/fit.json
+DEMO_MODEL_FRAMES ?= 40
 demo-model: $(DEMO_MODEL)
 $(DEMO_MODEL): | sample
-	$(BIN)/python -m lib.training.demo_model --data data/sample/fit --out models/demo-detector --frames 40
+	$(BIN)/python -m lib.training.demo_model --data data/sample/fit --out models/demo-detector --frames $(DEMO_MODEL_FRAMES)
 
 demo: sample demo-model
 	$(BIN)/papermill --log-level WARNING notebooks/preprocess.ipynb data/sample/preprocess.ipynb \
@@ -50,17 +54,18 @@ lab: sample demo-model
 detector: install
 	mkdir -p submissions/detector
 	@t0=$$(date +%s); $(BIN)/papermill --log-level WARNING notebooks/train.ipynb submissions/detector/train.ipynb \
-		-f params/detector-train.yaml && echo "make detector: $$(( $$(date +%s) - t0 )) s; model: models/detector," \
+		-f params/detector-train.yaml $(DETECTOR_ARGS) && echo "make detector: $$(( $$(date +%s) - t0 )) s; model: models/detector," \
 		"figures: submissions/detector/ (loo_by_group.csv, run.json), infer with -f params/detector.yaml"
 
 TRAIN := $(BIN)/papermill --log-level WARNING notebooks/train.ipynb
 train-demo: sample
 	mkdir -p submissions/train-fe submissions/train-ft submissions/train-lora submissions/train-distill submissions/train-infer
-	$(TRAIN) submissions/train-fe/train.ipynb -p strategy feature_extractor -p exp train-fe
-	$(TRAIN) submissions/train-ft/train.ipynb -p strategy fine_tune -y "frozen_blocks: [stem, 0, 1, 2]" -p lr 0.0003 -p exp train-ft
-	$(TRAIN) submissions/train-lora/train.ipynb -p strategy lora -p self_blend True -p exp train-lora
+	$(TRAIN) submissions/train-fe/train.ipynb -p strategy feature_extractor -p exp train-fe $(TRAIN_ARGS)
+	$(TRAIN) submissions/train-ft/train.ipynb -p strategy fine_tune -y "frozen_blocks: [stem, 0, 1, 2]" -p lr 0.0003 \
+		-p exp train-ft $(TRAIN_ARGS)
+	$(TRAIN) submissions/train-lora/train.ipynb -p strategy lora -p self_blend True -p exp train-lora $(TRAIN_ARGS)
 	$(TRAIN) submissions/train-distill/train.ipynb -p strategy distill -p teacher models/train-ft -p backbone resnet_tiny \
-		-p lr 0.003 -p exp train-distill
+		-p lr 0.003 -p exp train-distill $(TRAIN_ARGS)
 	$(BIN)/papermill --log-level WARNING notebooks/infer.ipynb submissions/train-infer/infer.ipynb -f params/demo.yaml \
 		-p model models/train-lora -p threshold model -p exp train-infer
 	@echo "models: models/train-{fe,ft,lora,distill}/; runs: submissions/train-*/ (table: EXPERIMENTS.md)"

@@ -1,4 +1,4 @@
-"""Recipes × (random split, leave-one-kind-out): the README's generalisation table, printed from train.ipynb runs.
+"""Recipes × (random split, leave-one-kind-out): the table of docs/generalisation.md, printed from train.ipynb runs.
 
 Each recipe is trained twice through papermill on every ``../shared/data/*`` folder with a labels.csv: once with
 ``validate split`` (the in-distribution figure a competitor sees by default) and once with ``validate

@@ -1,4 +1,5 @@
-"""Train every strategy on labelled folders and print the README's table: val macro F1 / AUC per strategy, per kind.
+"""Train every strategy on labelled folders and print the table of docs/results-training.md: val macro F1 / AUC per
+strategy, per kind.
 
 Two settings, same split seed:
   real  train on real media only, with self-blended pseudo-fakes; every fake (and the real its group holds) in val

@@ -303,29 +303,7 @@ def test_sweep_notebook_runs_a_study_and_shows_its_plots(fake_nb):
     assert any("RULE:" in "".join(o.get("text", "")) for c in executed["cells"] for o in c.get("outputs", []))
 
 
-# --- a real infer sweep on the generated sample set ------------------------------------------------------------
-
-@pytest.mark.slow
-def test_two_trial_infer_sweep_on_the_sample_set(tiny_vit, tmp_path_factory):
-    from lib.corpora import sample
-
-    test = sample.make_sample(tmp_path_factory.mktemp("sample"), seed=7)["test"]
-    fixed = {"data_dir": str(test), "labels": str(test / "labels.csv"), "model": str(tiny_vit), "frames": 4,
-             "workers": 0, "cache_dir": str(paths.WORKDIR / "sweep-crops")}
-    plan = sweep.check({**sweep.DEFAULTS, "fixed": fixed, "space": "tta: [none, flip]", "study": "infer-sweep",
-                        "trials": 2, "sampler": "grid"})
-    study, rep = sweep.run(plan)
-    table = pd.read_csv(paths.SUBMISSIONS / "infer-sweep" / "trials.csv")
-    assert sorted(table["tta"]) == ["flip", "none"] and set(table["state"]) == {"complete"}
-    for exp in table["exp"]:
-        rec = experiments.read_record(paths.SUBMISSIONS / exp)
-        assert rec["kind"] == "infer" and 0 <= rec["metrics"]["macro_f1"] <= 1
-        assert (paths.SUBMISSIONS / exp / "submission.csv").is_file()
-    assert len(_rows("infer-sweep")) == 2
-    warm = experiments.read_record(paths.SUBMISSIONS / table["exp"][1])
-    assert warm["timings"]["cache_misses"] == 0, "the second trial reads the crops the first one cached"
-    best = yaml.safe_load(sweep.best_params_path("infer-sweep").read_text())
-    assert best["tta"] in ("none", "flip") and best["model"] == str(tiny_vit)
+# A real infer sweep on the generated sample set: docs/sweeps.md's commands, run by tests/test_docs.py.
 
 
 # --- the training loop's per-epoch progress, which the sweep prunes on ------------------------------------------

@@ -78,7 +78,7 @@ class DaskEngine(Ordered):
         except TimeoutError as e:
             self.close()
             raise ParameterError("cluster", spec, why=f"the scheduler has no worker after {CONNECT_TIMEOUT_S} s "
-                                 "(start them: dask worker <address>, README: Past one machine)") from e
+                                 "(start them: dask worker <address>, docs/scale-out.md)") from e
         self._register_setup()
         self.fn: Fn | None = None
         self.lost: list[str] = []  # files whose tasks failed on every try
@@ -111,7 +111,7 @@ class DaskEngine(Ordered):
             seen = self.client.run(_kit_on_worker, paths)
         except Exception as e:  # a worker that cannot unpickle the function has no kit to import
             raise ParameterError("cluster", self.spec, why=f"a worker cannot run the kit ({type(e).__name__}: {e}); "
-                                 "start the workers from the kit's folder in its venv (README: Past one machine)") from e
+                                 "start the workers from the kit's folder in its venv (docs/scale-out.md)") from e
         for address, found in seen.items():
             if found["missing"]:
                 raise ParameterError("cluster", self.spec, why=f"worker {address} does not see {found['missing'][0]}: "
