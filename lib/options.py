@@ -73,7 +73,7 @@ class InferOptions(CropOptions):
     tta: str = "none"
     aggregate: str = "mean"
     batch_size: int = 64
-    threshold: float | str = 0.5  # or "model": the threshold train.ipynb stored with the model
+    threshold: float | str = 0.5  # or "model": the threshold train.ipynb stored | "top:q": the top q share called fake
     fallback_prob: float = 0.0
     follow_links: bool = True  # a link in data_dir to a file outside it: read it (True) or refuse it (a fallback row)
 
@@ -83,9 +83,11 @@ class InferOptions(CropOptions):
         tta.TTA.get(self.tta)
         aggregate.AGGREGATORS.get(self.aggregate)
         checks.positive_int("batch_size", self.batch_size, "crops per forward pass")
-        if self.threshold != "model":
-            checks.number("threshold", self.threshold, 0.0, 1.0, "a number in [0, 1], or 'model' (the threshold that "
-                          "train.ipynb chose on val and stored in the model folder)")
+        if self.threshold != "model" and not is_rank_rule(self.threshold):
+            checks.number("threshold", self.threshold, 0.0, 1.0, "a number in [0, 1], 'model' (the threshold that "
+                          "train.ipynb chose on val and stored in the model folder), or 'top:q' with q in (0, 1) "
+                          "(the most suspicious share q of the files called fake, e.g. top:0.5)")
+        top_share(self.threshold) if is_rank_rule(self.threshold) else None
         checks.number("fallback_prob", self.fallback_prob, 0.0, 1.0, "a number in [0, 1]")
 
     @classmethod
@@ -96,6 +98,27 @@ class InferOptions(CropOptions):
     def crops(self, size: int) -> PrepSettings:
         """The crop settings at ``size`` (the model's input size)."""
         return PrepSettings(size=size, **{f.name: getattr(self, f.name) for f in fields(CropOptions)})
+
+
+RANK_RULE = "top:"  # threshold "top:q": rank the files by P(fake) and call the top share q fake
+
+
+def is_rank_rule(threshold: Any) -> bool:
+    """True for a threshold written as the rank rule ``top:q``."""
+    return isinstance(threshold, str) and threshold.startswith(RANK_RULE)
+
+
+def top_share(threshold: str) -> float:
+    """q of a rank rule ``top:q`` (0 < q < 1); a wrong one is a ParameterError naming ``threshold``."""
+    text = str(threshold)[len(RANK_RULE):] if is_rank_rule(threshold) else ""
+    try:
+        q = float(text)
+    except ValueError:
+        q = float("nan")
+    if not 0.0 < q < 1.0:
+        raise ParameterError("threshold", threshold, "a number in [0, 1], 'model', or 'top:q' with 0 < q < 1 "
+                             "(e.g. top:0.5: the most suspicious half of the files called fake)")
+    return q
 
 
 CROP_KEYS = tuple(f.name for f in fields(CropOptions))  # the parameters every notebook that makes crops shares

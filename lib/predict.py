@@ -28,7 +28,8 @@ from .devices import DEVICES, PRECISIONS
 from .errors import DiskFullError, ModelLoadError, ParameterError
 from .filerecord import FileRecord
 from .models import LoadedModel, resolve_threshold
-from .options import InferOptions, PrepSettings
+from .metrics import rank_threshold
+from .options import InferOptions, PrepSettings, is_rank_rule, top_share
 
 PREDICTIONS = "predictions.csv"
 
@@ -49,14 +50,21 @@ class Prediction:
 def predict_files(files: list[Path], lm: LoadedModel, opts: InferOptions, cache_dir: Path | None = None,
                   workers: int | Any = -1, keep_cache: bool = True, ahead: int = 0, progress: bool = True) -> Prediction:
     """Predict ``files`` with ``lm``: crops at the model's size, TTA, aggregation, threshold and fallbacks of ``opts``.
+    A rank rule ``threshold: top:q`` calls the share q of these files with the highest P(fake) fake (with a shard,
+    of the shard's files); ``Prediction.threshold`` is the cut it made.
 
     A full disk raises ``DiskFullError`` whose ``partial`` is the Prediction of the files done before it."""
     prep = opts.crops(lm.size)
-    threshold = resolve_threshold(opts.threshold, lm)
+    rank = is_rank_rule(opts.threshold)
+    threshold = 0.5 if rank else resolve_threshold(opts.threshold, lm)
 
     def table(records: list[FileRecord], probs: dict[int, np.ndarray], times: dict[str, float]) -> Prediction:
         rows = pipeline.file_predictions(records, probs, opts.aggregate, threshold, opts.fallback_prob, opts.no_face)
-        return Prediction(rows, records, probs, times, prep, threshold)
+        used = threshold
+        if rank and len(rows):  # top:q: the files' own ranking decides, whatever the scale of their scores
+            used = rank_threshold(rows["prob_fake"].to_numpy(), top_share(str(opts.threshold)))
+            rows["label"] = (rows["prob_fake"] >= used).astype(int)
+        return Prediction(rows, records, probs, times, prep, used)
 
     try:
         done = pipeline.infer_files(files, lm, prep, opts.tta, opts.batch_size, cache_dir, workers, keep_cache,
@@ -162,7 +170,7 @@ def _option_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def _threshold(text: str) -> float | str:
-    return text if text == "model" else float(text)
+    return text if text == "model" or is_rank_rule(text) else float(text)
 
 
 def main(argv: list[str] | None = None) -> None:
