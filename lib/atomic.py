@@ -43,3 +43,13 @@ def write_text(path: Path, text: str) -> Path:
     """Write UTF-8 ``text`` to ``path`` atomically."""
     data = text.encode("utf-8")
     return write_atomic(path, lambda f: f.write(data), len(data))
+
+
+def user_mode(folder: Path) -> None:
+    """Give the files directly in ``folder`` the mode a new file of this user gets (0666 less the umask): libraries
+    that write through ``mkstemp`` (safetensors' weights) leave 0600 behind, unlike every other file of the folder."""
+    mask = os.umask(0)
+    os.umask(mask)
+    for f in Path(folder).iterdir():
+        if f.is_file() and not f.is_symlink():
+            f.chmod(0o666 & ~mask)

@@ -62,6 +62,15 @@ def resolve_data_config(model: str, size: int | None = None, mean: Sequence[floa
     }
 
 
+def save_model(model: Any, folder: str | Path) -> Path:
+    """``model.save_pretrained(folder)``, its files given the user's usual mode (safetensors writes 0600)."""
+    from .atomic import user_mode
+
+    model.save_pretrained(folder)
+    user_mode(Path(folder))
+    return Path(folder)
+
+
 def write_preprocessor_config(folder: str | Path, size: int = 224, mean: Sequence[float] = IMAGENET_MEAN,
                               std: Sequence[float] = IMAGENET_STD) -> Path:
     """Write ``preprocessor_config.json`` (a standard ViTImageProcessor) into ``folder``; returns its path."""

@@ -192,3 +192,51 @@ def test_check_passes_with_odd_names_and_names_the_files_utf8_cannot_carry(tmp_p
     assert report["verdict"] == "FAIL" and len(report["reasons"]) == 1, report["reasons"]
     assert "1 media files have names that are not valid UTF-8" in report["reasons"][0]
     assert "caf\\\\xe9.jpg" in report["reasons"][0] and report["equivalence"]["max_abs_diff"] <= 1e-6
+
+
+def _kit_folders(root: Path, tiny_vit: Path) -> dict[str, Path]:
+    """One model folder of each kind the kit writes or reads, saved the way the kit saves it."""
+    import torch
+
+    from lib import backbones, linear_probe
+
+    torch.manual_seed(0)
+    labels = {0: "real", 1: "fake"}
+    out = {"hub-style ViT (id2label)": tiny_vit}
+    lite, data = backbones.create("efficientnet_lite0", labels)  # demo detector, fine_tune, LoRA-merged, distilled
+    out["timm wrapper (label_names)"] = backbones.save_model(lite, root / "lite")
+    student, _ = backbones.create("resnet_tiny", labels)  # distillation student
+    out["resnet_tiny"] = backbones.save_model(student, root / "resnet")
+    probe = linear_probe.from_timm(lite.timm_model, "tf_efficientnet_lite0", labels, stages=(4, 5))
+    out["linear probe"] = backbones.save_model(probe, root / "probe")
+    for name in ("lite", "resnet", "probe"):
+        backbones.write_preprocessor_config(root / name, 32 if name != "resnet" else 112)
+    assert json.loads((root / "lite" / "config.json").read_text()).get("id2label") is None, "the demo's case"
+    return out
+
+
+def test_the_fake_class_comes_from_the_loader_for_every_kind_of_model_folder(tmp_path, tiny_vit):
+    """The bug a newcomer met: a timm-wrapper folder (the demo detector) carries label_names, not id2label, and the
+    bundle read the raw JSON. Build and the static checks now ask the loader's own function."""
+    from lib import models
+
+    for kind, folder in _kit_folders(tmp_path / "models", tiny_vit).items():
+        lm = models.load_model(str(folder), device="cpu")
+        assert models.model_classes(str(folder)) == (lm.id2label, lm.fake_indices), kind
+        bundle = _build(tmp_path, folder, exp=f"k-{folder.name}")
+        assert bundles.static_problems(bundle) == [], kind
+
+
+def test_saved_weights_follow_the_users_umask(tmp_path):
+    import os
+
+    from lib import backbones
+
+    model, _ = backbones.create("resnet_tiny", {0: "real", 1: "fake"})
+    old = os.umask(0o022)
+    try:
+        folder = backbones.save_model(model, tmp_path / "m")
+    finally:
+        os.umask(old)
+    modes = {f.name: f.stat().st_mode & 0o777 for f in folder.iterdir()}
+    assert modes["model.safetensors"] == 0o644 and modes["config.json"] == 0o644, modes

@@ -69,7 +69,7 @@ def fit_demo_model(
     lr = LogisticRegression(C=C, max_iter=5000, random_state=seed).fit(scaler.transform(feats), y)
     _set_classifier(model, *_fold_scaler(lr.coef_[0], float(lr.intercept_[0]), scaler.mean_, scaler.scale_))
     out_dir = paths.resolve(out_dir)
-    model.save_pretrained(out_dir)
+    backbones.save_model(model, out_dir)
     backbones.write_preprocessor_config(out_dir, size=int(crops.shape[1]))
     expected = lr.predict_proba(scaler.transform(feats))[:, 1]
     diff = _check_saved(out_dir, crops, expected)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..backbones import write_preprocessor_config
+from ..backbones import save_model, write_preprocessor_config
 from ..models import TRAINING_FILE, load_model, pixels, predict_crops
 
 ID2LABEL = {0: "real", 1: "fake"}
@@ -22,7 +22,7 @@ def save(model: nn.Module, out: Path, data: dict[str, Any], training: dict[str, 
     """Write the model folder: weights and config, preprocessor_config.json, training.json."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
+    save_model(model, out)
     write_preprocessor_config(out, int(data["size"]), data["mean"], data["std"])
     (out / TRAINING_FILE).write_text(json.dumps(training, indent=2, default=str) + "\n", encoding="utf-8")
     return out
