@@ -32,10 +32,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lib import media, pipeline  # noqa: E402
-
-from lib.scale import cluster
+from lib import engines, media, pipeline  # noqa: E402
 from lib.options import PrepSettings  # noqa: E402
+from lib.scale import cluster  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "data" / "dev" / "media"
 SAMPLE = ROOT / "data" / "sample" / "test"
@@ -53,9 +52,9 @@ def media_folder(given: str) -> Path:
     return SAMPLE
 
 
-def noop(job: tuple) -> str:
+def noop(job: engines.Job) -> str:
     """A task that does nothing but return: its round trip is the scheduling cost."""
-    return job[0].name
+    return job.path.name
 
 
 def cpu_seconds() -> float:
@@ -87,7 +86,7 @@ def timed_run(files: list[Path], prep: PrepSettings, workers: Any) -> dict[str, 
 
 def noop_ms(eng: cluster.DaskEngine, files: list[Path], prep: PrepSettings, rounds: int = 3) -> float:
     """Milliseconds per file of no-op tasks through the ordered stream (best of ``rounds``)."""
-    jobs = [(f, prep, Path(tempfile.gettempdir())) for f in files]
+    jobs = [engines.Job(f, prep, Path(tempfile.gettempdir())) for f in files]
     best = float("inf")
     for _ in range(rounds):
         t0 = perf_counter()
@@ -101,7 +100,7 @@ def measure(files: list[Path], prep: PrepSettings, pool: int, clusters: list[int
     rows.append({"engine": "worker pool", "workers": pool, **timed_run(files, prep, pool)})
     for n in clusters:
         t0 = perf_counter()
-        with cluster.engine(f"local:{n}", 0) as eng:
+        with engines.opened(f"local:{n}") as eng:
             start = perf_counter() - t0
             t1 = perf_counter()
             timed_run(files[: 2 * n], prep, eng)  # each worker imports the kit and builds its detector first

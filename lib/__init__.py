@@ -9,7 +9,7 @@ Shipped, one concern each, from the bottom of the house up:
     errors       ParameterError, MediaError, ModelLoadError (a ParameterError), DiskFullError
     names        file names of any bytes in UTF-8 files: names that are not UTF-8 escaped, CSV quoting
     atomic       atomic writes with the user's umask; a full disk raised as DiskFullError
-    checks       value checks for run parameters (used once, at each notebook's edge, and by the settings types)
+    checks       value checks: (name, value) → the value to use, or a ParameterError naming it and its valid values
     registry     name -> object registries that fail loudly on unknown names
     progress     the one tqdm of every loop: widgets in JupyterLab, text under papermill, in scripts and logs
     devices      devices and precisions: what a run may ask for, what it gets, the autocast it needs
@@ -18,27 +18,31 @@ Shipped, one concern each, from the bottom of the house up:
     faces        face detectors, the crop every stage uses
     tta          test-time augmentation views
     aggregate    per-file score from per-frame scores
-    options      the settings types: crop settings (PrepSettings) and inference options (InferOptions)
+    options      the option types (CropOptions, PrepSettings, InferOptions): each field a parameter, with its check
     filerecord   the typed per-file record: cache, pipeline, plots, training data and bundle share it
     cache        on-disk crop cache keyed by file content and preprocessing settings
     linear_probe the linear-probe architecture (frozen timm backbone + one linear layer) as a transformers model
     backbones    backbones by name (timm EfficientNet-Lite0/1/2 with offline ImageNet weights, ...), data configs
-    models       load Hugging Face image classifiers, their classes, P(fake) of a batch of crops
-    pipeline     preprocess files into cached crops (worker processes), predict files from crops
+    models       load Hugging Face image classifiers, their classes, model_input of crops, P(fake) of a batch
+    engines      where jobs run: this process, worker processes or a cluster (loaded by name), one protocol;
+                 jobs in order with a bounded look-ahead, a dead or hung worker replaced, workers die with the notebook
+    pipeline     preprocess files into cached crops (on an engine), predict files from crops
     shards       a deterministic share of a data folder (shard: i/n), and what a merge checks of the shards' runs
     submission   write and validate submission.csv (names UTF-8 cannot hold are named, not lost; merge of shards)
     predict      the one road from media to predictions.csv + submission.csv (infer, bundle, check, bench)
     metrics      macro F1, confusion matrix, AUC, threshold tuning, per-source figures, inverted-label check
     experiments  run records, EXPERIMENTS.md, duplicate-submission check, local-vs-public plot
-    settings     each notebook's parameter keys; collect and check them before any work starts
+    parameters   each notebook's parameters declared once (a Schema): collected, checked before any work starts,
+                 written as its parameters cell and docs/parameters.md (python -m lib.sweep.notebooks)
 
 Never shipped:
     bundle/      scoring-server bundles: build, check, projection (``python -m lib.bundle``; ``lib.kernel`` is an alias)
-    scale/       past one machine: a Dask cluster (cluster), box reuse for training preprocessing (boxreuse)
+    scale/       past one machine: the Dask engine (cluster), box reuse for training preprocessing (boxreuse)
     corpora/     importers of public corpora (FF++, Celeb-DF, DFDC, DF40, folders) and the generated sample set
-    review/      EDA, error analysis, figures, ensembles of runs, JupyterLab
-    training/    everything train.ipynb needs, and the offline demo detector (demo_model)
-    sweep/       Optuna studies over a notebook's parameters: space, trials run by papermill, resume, reports
+    review/      EDA, error analysis, figures, ensembles of runs, JupyterLab (eda's and ensemble's schemas)
+    training/    everything train.ipynb needs (its schema and TrainOptions: parameters), the offline demo detector
+    sweep/       Optuna studies over a notebook's parameters: space, trials run by papermill, resume, reports;
+                 every notebook's schema gathered (notebooks: parameters cells and docs/parameters.md)
 
 Submodules are imported explicitly (``from lib import frames``) so that importing ``lib`` stays cheap.
 """

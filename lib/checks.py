@@ -1,8 +1,9 @@
-"""Value checks for run parameters, in one low module that every layer can import.
+"""Value checks: each takes a parameter's name and value, returns the value to use and raises a ParameterError that
+names the parameter and its valid values otherwise.
 
-Each notebook checks its parameters once, at its edge (``lib.settings``, ``lib.training.params``), with these
-functions; the settings types (``options.PrepSettings``, ``options.InferOptions``) check themselves with them too.
-Code below the edge then trusts the values it is given.
+Every parameter declares its check once (``lib.parameters``, ``lib.options``, ``lib.training.parameters``); ``rule``
+binds a check's extra arguments (``rule(number, 0.0, 1.0, "a number in [0, 1]")``). The option types check their
+fields with these too, so code below a notebook's edge trusts the values it is given.
 """
 
 from __future__ import annotations
@@ -11,13 +12,25 @@ import os
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from .errors import ParameterError
 from .paths import resolve
 
+Check = Callable[[str, Any], Any]  # (name, value) → the value to use, or a ParameterError
+
 _EXP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,80}$")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def rule(check: Callable[..., Any], *args: Any) -> Check:
+    """``check(name, value, *args)`` as a parameter's check of (name, value)."""
+    return lambda name, value: check(name, value, *args)
+
+
+def alternatives(valid: Iterable[str]) -> str:
+    """Valid names as a help text shows them: ``a | b | c``."""
+    return " | ".join(valid)
 
 
 def integer(name: str, value: Any, what: str = "an integer") -> int:
@@ -27,11 +40,16 @@ def integer(name: str, value: Any, what: str = "an integer") -> int:
     return value
 
 
+def int_at_least(name: str, value: Any, low: int, what: str) -> int:
+    """An int ≥ ``low`` (booleans rejected); ``what`` names the valid values."""
+    if integer(name, value, what) < low:
+        raise ParameterError(name, value, what)
+    return value
+
+
 def positive_int(name: str, value: Any, what: str) -> int:
     """An int ≥ 1; ``what`` says what it counts."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ParameterError(name, value, f"an integer ≥ 1 ({what})")
-    return value
+    return int_at_least(name, value, 1, f"an integer ≥ 1 ({what})")
 
 
 def number(name: str, value: Any, low: float, high: float, what: str) -> float:
@@ -56,7 +74,7 @@ def boolean(name: str, value: Any) -> bool:
 
 
 def choice(name: str, value: Any, valid: Iterable[str]) -> str:
-    """One of ``valid``."""
+    """One of ``valid`` (a tuple, or a registry: its names)."""
     valid = tuple(valid)
     if value not in valid:
         raise ParameterError(name, value, valid)
@@ -70,12 +88,27 @@ def names(name: str, value: Any, what: str) -> list[str]:
     return list(value)
 
 
-def exp_name(exp: str) -> str:
+def int_list(name: str, value: Any, what: str) -> list[int]:
+    """A list (or tuple) of integers ≥ 0; ``what`` says what they are."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                       for v in value):
+        raise ParameterError(name, value, f"a list of integers ({what})")
+    return list(value)
+
+
+def text(name: str, value: Any, what: str) -> str:
+    """A string (empty allowed)."""
+    if not isinstance(value, str):
+        raise ParameterError(name, value, what)
+    return value
+
+
+def exp_name(exp: str, name: str = "exp") -> str:
     """A valid run name (a folder under submissions/), or a new timestamped one when ``exp`` is empty."""
     if not exp:
         return datetime.now().strftime("run-%Y%m%d-%H%M%S")
     if not isinstance(exp, str) or not _EXP_NAME.match(exp):
-        raise ParameterError("exp", exp, "letters, digits, '.', '_' and '-' (a folder name under submissions/)")
+        raise ParameterError(name, exp, "letters, digits, '.', '_' and '-' (a folder name under submissions/)")
     return exp
 
 
@@ -84,6 +117,12 @@ def workers(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < -1:
         raise ParameterError("workers", value, "-1 (auto), 0 (no worker processes) or a positive integer")
     return max(1, min((os.cpu_count() or 2) - 1, 8)) if value == -1 else value
+
+
+def file_timeout(value: Any) -> float:
+    """Seconds a file may take per 10 frames and per 10 MB before its worker is replaced (0: no limit)."""
+    return number("file_timeout", value, 0.0, float("inf"), "0 (no limit) or a number of seconds > 0 per 10 frames "
+                  "and per 10 MB of a file, after which its worker is stopped and the file gets a fallback row")
 
 
 def existing_dir(name: str, value: str, what: str) -> Path:
@@ -104,6 +143,13 @@ def optional_file(name: str, value: str) -> Path | None:
     if not p.is_file():
         raise ParameterError(name, value, "an existing file, or '' for none", why="no such file")
     return p.resolve()
+
+
+def optional_path(name: str, value: Any) -> Path | None:
+    """A folder to write to ('' → None: the kit's default); relative paths are from the project root."""
+    if not isinstance(value, str):
+        raise ParameterError(name, value, "a folder path, or '' for the default")
+    return resolve(value) if value else None
 
 
 def model_source(value: str, name: str = "model") -> str:

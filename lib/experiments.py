@@ -20,23 +20,26 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import warnings
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from filelock import FileLock
 
 from . import metrics
 from .atomic import write_text
-from .errors import ParameterError
+from .errors import DiskFullError, ParameterError
 from .paths import EXPERIMENTS_MD, ROOT, SUBMISSIONS
 from .submission import SUBMISSION
 
 RECORD = "run.json"
+RUN_LOG = "run.log"  # a failed run's full traceback
+BRIEF_ERRORS = (DiskFullError,)  # errors a notebook shows as their message alone (the traceback goes to RUN_LOG)
 _NOT_PARAMETERS = ("exp", "workers", "cache_dir", "device")  # knobs that do not change a run's predictions
 _DIFF_SHOWN = 4  # parameter changes named in the "changed" column before "+n more"
 _VERSIONED = ("torch", "transformers", "numpy", "cv2", "dlib", "pandas", "sklearn", "PIL", "papermill")
@@ -79,8 +82,9 @@ def peak_memory() -> dict[str, float | None]:
     return out
 
 
-def run_dir(exp: str, root: Path = SUBMISSIONS, kind: str = "") -> Path:
-    """``submissions/<exp>/``; refuses to overwrite a run that has a recorded score, or a run of another kind."""
+def run_dir(exp: str, root: Path = SUBMISSIONS, kind: str = "", create: bool = True) -> Path:
+    """``submissions/<exp>/`` (made when ``create``); refuses to overwrite a run that has a recorded score, or a run
+    of another kind."""
     d = Path(root) / exp
     old = read_record(d)
     if old and old.get("scores"):
@@ -89,19 +93,30 @@ def run_dir(exp: str, root: Path = SUBMISSIONS, kind: str = "") -> Path:
     if old and kind and old.get("kind") != kind:
         raise ParameterError("exp", exp, "a new experiment name",
                              why=f"{d} holds a run of kind {old.get('kind')!r}; a {kind!r} run would replace its record")
-    d.mkdir(parents=True, exist_ok=True)
+    if create:
+        d.mkdir(parents=True, exist_ok=True)
     return d
 
 
 class Run:
-    """One run's record: parameters, environment, stage times; ``finish`` writes it and refreshes EXPERIMENTS.md."""
+    """One run's record: parameters, environment, stage times; ``finish`` writes it and refreshes EXPERIMENTS.md.
+
+    The run's folder (``path``) is made when the run first uses ``dir``, to write there: a run killed before (kill -9
+    while its files are preprocessed) leaves no empty folder."""
 
     def __init__(self, kind: str, exp: str, params: dict[str, Any], root: Path = SUBMISSIONS):
         self.root = Path(root)
-        self.dir = run_dir(exp, self.root, kind)
+        self.path = run_dir(exp, self.root, kind, create=False)
         self.t0 = time.time()
+        self.log: Path | None = None  # the traceback of the error the run failed with (RUN_LOG), once written
         self.record: dict[str, Any] = {"exp": exp, "kind": kind, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                        "params": dict(params), "git": git_info(), "timings": {}, "scores": {}}
+
+    @property
+    def dir(self) -> Path:
+        """The run's folder, made on first use: everything the run writes goes there."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self.path
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -119,36 +134,31 @@ class Run:
 
     def record_failures(self) -> None:
         """From now on, an exception in a notebook cell (IPython only) is recorded before it is shown: when this run
-        has written files, ``run.json`` says ``status: failed`` with the error; when it has written nothing, its
-        empty folder is removed. Outside IPython this does nothing."""
-        try:
-            from IPython import get_ipython
-        except ImportError:
-            return
-        shell = get_ipython()
-        if shell is None:
-            return
+        has written files, ``run.json`` says ``status: failed`` with the error and ``run.log`` holds its traceback;
+        when it has written nothing, its empty folder is removed. A full disk's message is shown alone
+        (``handle_cell_errors``). Outside IPython this does nothing."""
+        def fail(error: BaseException) -> Path | None:
+            return self.log if self.fail(error) else None
 
-        def handler(ip: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> None:
-            self.fail(value)
-            ip.showtraceback((etype, value, tb), tb_offset=tb_offset)  # shown and sent to the client as usual
-
-        shell.set_custom_exc((Exception,), handler)
+        handle_cell_errors(fail, self.record["exp"])
 
     def fail(self, error: BaseException) -> Path | None:
-        """Record that the run stopped with ``error``: ``run.json`` (status failed) when the run wrote anything,
-        else no record and no empty folder. Returns the record's path, or None."""
-        wrote = [f for f in self.dir.glob("*") if f.is_file() and f.stat().st_mtime >= self.t0 - 1]
+        """Record that the run stopped with ``error``: ``run.json`` (status failed) and ``run.log`` (the traceback)
+        when the run wrote anything, else no record and no empty folder. Returns the record's path, or None."""
+        folder = self.path
+        wrote = [f for f in folder.glob("*") if f.is_file() and f.stat().st_mtime >= self.t0 - 1]
         if not wrote:
-            if self.dir.is_dir() and not any(self.dir.iterdir()):
-                self.dir.rmdir()
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
             return None
+        log = self.log = write_traceback(error, folder / RUN_LOG)
         try:
             where = traceback.extract_tb(error.__traceback__)[-1:] if error.__traceback__ else []
             return self.finish(status="failed", error=f"{type(error).__name__}: {error}",
-                               error_at=" ".join(f"{f.filename}:{f.lineno} in {f.name}" for f in where))
-        except OSError as e:  # a full disk can refuse the record too: say so next to the error
-            print(f"the run's failure could not be recorded in {self.dir / RECORD}: {e}", file=sys.stderr)
+                               error_at=" ".join(f"{f.filename}:{f.lineno} in {f.name}" for f in where),
+                               log=log.name if log else None)
+        except (OSError, DiskFullError) as e:  # a full disk can refuse the record too: say so next to the error
+            print(f"the run's failure could not be recorded in {folder / RECORD}: {e}", file=sys.stderr)
             return None
 
     def finish(self, **fields: Any) -> Path:
@@ -167,6 +177,41 @@ class Run:
         _atomic_write(path, json.dumps(self.record, indent=2, default=str))
         rebuild_table(self.root)
         return path
+
+
+def handle_cell_errors(fail: Callable[[BaseException], Path | None] | None = None, name: str = "notebook") -> None:
+    """From now on (IPython only), an exception in a notebook cell goes first to ``fail`` (which records it and
+    returns the log holding its traceback, or None), then is shown: in full, or, for ``BRIEF_ERRORS`` (a full disk,
+    whose message says what to do), as its message alone and where its traceback went (``fail``'s log, else a
+    temporary file named for ``name``)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+
+    def handler(ip: Any, etype: type, value: BaseException, tb: Any, tb_offset: int | None = None) -> None:
+        log = fail(value) if fail else None
+        if not isinstance(value, BRIEF_ERRORS):
+            ip.showtraceback((etype, value, tb), tb_offset=tb_offset)  # shown and sent to the client as usual
+            return
+        log = log or write_traceback(value, Path(tempfile.gettempdir()) / f"kit-{name}-{RUN_LOG}")
+        where = f"Its traceback is in {log}." if log else "Its traceback could not be written."
+        ip._showtraceback(etype, value, [f"{etype.__name__}: {value}\n\n{where}"])  # sent as the cell's error
+
+    shell.set_custom_exc((Exception,), handler)
+
+
+def write_traceback(error: BaseException, path: Path) -> Path | None:
+    """Write ``error``'s full traceback (chained exceptions included) to ``path``; None when it cannot be written."""
+    try:
+        write_text(path, "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+    except (OSError, DiskFullError) as e:
+        print(f"the traceback could not be written to {path}: {e}", file=sys.stderr)
+        return None
+    return path
 
 
 def write_record(run_dir: Path, record: dict[str, Any], root: Path = SUBMISSIONS) -> Path:

@@ -27,6 +27,7 @@ class FileRecord:
     count_reported: int | None = None  # frame count the video's header claims
     error: str = ""  # why no frame could be read
     exception: bool = False  # preprocessing raised an unexpected exception (a bug or an unforeseen input)
+    timed_out: bool = False  # preprocessing ran past the file's time limit (lib.engines, file_timeout): not read
     note: str = ""  # what was odd but handled (a header that lies about its frame count, a rotation, ...)
     decode_s: float = 0.0  # seconds spent decoding in this run (0 on a cache hit)
     detect_s: float = 0.0  # seconds spent detecting and cropping in this run (0 on a cache hit)

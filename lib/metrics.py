@@ -38,13 +38,15 @@ def read_labels(path: Path) -> pd.DataFrame:
 
 
 def macro_f1(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Macro F1 over both classes, as the competition scores it (sklearn's ``f1_score(average="macro", labels=[0, 1],
-    zero_division=0)``, counted with numpy: a bootstrap calls it thousands of times)."""
-    t, p = np.asarray(y_true).astype(int) == 1, np.asarray(y_pred).astype(int) == 1
-    tp, fp, fn = int(np.sum(t & p)), int(np.sum(~t & p)), int(np.sum(t & ~p))
-    tn = len(t) - tp - fp - fn
-    f1 = [2 * a / (2 * a + fp + fn) if 2 * a + fp + fn else 0.0 for a in (tp, tn)]
-    return float(sum(f1) / 2)
+    """Macro F1 over both classes, as the competition scores it (a class with no true and no predicted file scores
+    0, as scikit-learn's ``f1_score(average="macro", labels=[0, 1], zero_division=0)``; counted directly, which is
+    what keeps thousands of bootstrap resamples fast)."""
+    t, p = np.asarray(y_true).astype(int), np.asarray(y_pred).astype(int)
+    tp, fp = float(np.sum((t == 1) & (p == 1))), float(np.sum((t == 0) & (p == 1)))
+    fn, tn = float(np.sum((t == 1) & (p == 0))), float(np.sum((t == 0) & (p == 0)))
+    fake = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+    real = 2 * tn / (2 * tn + fn + fp) if tn + fn + fp else 0.0
+    return (fake + real) / 2
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray) -> list[list[int]]:
@@ -132,17 +134,24 @@ Statistic = Callable[[np.ndarray, np.ndarray], float]  # (labels, scores) -> a f
 
 
 def auc(y: np.ndarray, scores: np.ndarray) -> float:
-    """ROC AUC (sklearn's ``roc_auc_score``, as the Mann-Whitney statistic of average ranks: a bootstrap calls it
-    thousands of times); nan when ``y`` holds one class only."""
-    from scipy.stats import rankdata
-
-    pos = np.asarray(y) == 1
-    n1 = int(pos.sum())
-    n0 = len(pos) - n1
-    if not n1 or not n0:
+    """ROC AUC (ties count half, as ``roc_auc_score``), from the ranks of the scores; nan when ``y`` holds one class
+    only."""
+    y = np.asarray(y).astype(int)
+    pos = int(np.sum(y == 1))
+    neg = len(y) - pos
+    if not pos or not neg:
         return float("nan")
-    ranks = rankdata(np.asarray(scores, float))
-    return float((ranks[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    ranks = _average_ranks(np.asarray(scores, float))
+    return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def _average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``x``, ties given the mean of the ranks they share (numpy only: this module ships)."""
+    order = np.argsort(x, kind="mergesort")
+    _, first, counts = np.unique(x[order], return_index=True, return_counts=True)
+    ranks = np.empty(len(x))
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)
+    return ranks
 
 
 def f1_at(threshold: float) -> Statistic:

@@ -156,8 +156,9 @@ def resolve_threshold(threshold: float | str, lm: LoadedModel) -> float:
     return float(stored)
 
 
-def pixels(crops: np.ndarray, data: dict[str, Any], device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 crops (N, S, S, 3) RGB → float NCHW tensor on ``device``, rescaled and normalised as ``data`` says."""
+def normalized(crops: np.ndarray, data: dict[str, Any], device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 crops (N, S, S, 3) RGB → float NCHW tensor on ``device``, rescaled and normalised as the data config
+    ``data`` says (any size: ``model_input`` is a loaded model's, size checked)."""
     x = torch.from_numpy(np.ascontiguousarray(crops)).to(device, non_blocking=True)
     # NHWC storage viewed as NCHW: already channels-last, which CUDA convolutions prefer
     x = x.permute(0, 3, 1, 2).float().mul_(data["rescale"])
@@ -166,16 +167,16 @@ def pixels(crops: np.ndarray, data: dict[str, Any], device: torch.device | str =
     return x.sub_(mean).div_(std)
 
 
-def to_pixels(crops: np.ndarray, lm: LoadedModel) -> torch.Tensor:
-    """uint8 crops (N, S, S, 3) RGB → the model's normalised input on its device."""
+def model_input(crops: np.ndarray, lm: LoadedModel) -> torch.Tensor:
+    """uint8 crops (N, S, S, 3) RGB → the loaded model's input: crops of its size, normalised, on its device."""
     if crops.shape[1:3] != (lm.size, lm.size):
         raise ValueError(f"crops are {crops.shape[1:3]}, the model expects {lm.size}×{lm.size}")
-    return pixels(crops, lm.data, lm.device)
+    return normalized(crops, lm.data, lm.device)
 
 
 def predict_crops(lm: LoadedModel, crops: np.ndarray) -> np.ndarray:
     """P(fake) for one batch of uint8 crops."""
     with torch.inference_mode(), autocast(lm.device, lm.amp_dtype):
-        logits = lm.module(pixel_values=to_pixels(crops, lm)).logits
+        logits = lm.module(pixel_values=model_input(crops, lm)).logits
         probs = torch.softmax(logits.float(), dim=-1)[:, lm.fake_indices].sum(dim=-1)
     return probs.cpu().numpy().astype(np.float64)

@@ -1,24 +1,22 @@
-"""Preprocess files into cached crops (decode → detect → crop, in worker processes), then predict files from crops."""
+"""Preprocess files into cached crops (decode → detect → crop, on an engine of ``lib.engines``), then predict files
+from crops."""
 
 from __future__ import annotations
 
-import itertools
-import multiprocessing as mp
 import shutil
 import sys
-from collections import defaultdict, deque
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from collections import defaultdict
 from pathlib import Path
 from time import perf_counter
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 
 from . import aggregate as agg
-from . import cache, checks, faces, frames, media, names, tta
+from . import cache, engines, faces, frames, media, names, tta
 from .cache import CropEntry
+from .engines import FILE_TIMEOUT, Engine, Job, failed_record, peak_rss_mb
 from .errors import DiskFullError, MediaError, size_text
 from .filerecord import SUMMARY_COLUMNS, FileRecord
 from .media import media_kind
@@ -28,6 +26,7 @@ from .progress import tqdm
 
 FALLBACK_PROB = "fallback_prob"  # the fallback a file with no usable crop gets
 FALLBACK_EXCEPTION = "exception"  # the same value, for a file whose preprocessing raised an unexpected exception
+FALLBACK_TIMEOUT = "timeout"  # the same value, for a file that ran past its time limit (file_timeout, lib.engines)
 DISK_ADVICE = ("Free space there, or set cache_dir to a folder on a bigger disk, and rerun: files already cached are "
                "not recomputed.")
 _FILE = "{file}"  # stands for the file's path in the texts of a cached record (identical bytes under other names)
@@ -67,16 +66,10 @@ def prepare_file(path: Path, prep: PrepSettings) -> CropEntry:
     return CropEntry(np.stack(crops) if crops else empty, record)
 
 
-def _failed(path: Path, reason: str, exception: bool = False) -> FileRecord:
-    """The record of a file whose preprocessing failed (not cached, so a rerun tries again)."""
-    return FileRecord(names.escape(path.name), media_kind(path), error=reason, exception=exception)
-
-
-def _prepare_cached(job: tuple[Path, PrepSettings, Path, bool]) -> FileRecord:
+def prepare_cached(job: Job) -> FileRecord:
     """Worker: the file's record, its crops computed and cached on a miss."""
-    path, prep, cache_dir, follow_links = job
-    record = _prepare_one(path, prep, cache_dir, follow_links)
-    record.worker_rss_mb = _peak_rss_mb()
+    record = _prepare_one(job.path, job.prep, job.cache_dir, job.follow_links)
+    record.worker_rss_mb = peak_rss_mb()
     return record
 
 
@@ -86,11 +79,11 @@ def _prepare_one(path: Path, prep: PrepSettings, cache_dir: Path, follow_links: 
     target = media.link_outside(path)
     if target is not None and not follow_links:
         why = f"a link to {target}, outside the data folder: not read (follow_links=False)"
-        return _for_file(_failed(path, why), path, target, follow_links)
+        return _for_file(failed_record(path, why), path, target, follow_links)
     try:
         key = cache.entry_key(path, prep)
     except OSError as e:
-        return _for_file(_portable(_failed(path, f"cannot read the file: {e}"), path), path, target, follow_links)
+        return _for_file(_portable(failed_record(path, f"cannot read the file: {e}"), path), path, target, follow_links)
     hit, repair = cache.lookup(cache_dir, key, prep.size)
     if hit is not None:  # identical bytes under another name share the entry: names and texts are this file's
         record = hit.record.but(key=key, cached=True, decode_s=0.0, detect_s=0.0,
@@ -99,7 +92,7 @@ def _prepare_one(path: Path, prep: PrepSettings, cache_dir: Path, follow_links: 
     try:
         entry = prepare_file(path, prep)
     except Exception as e:  # one broken file never aborts a run: recorded as its fallback reason, not cached
-        failed = _portable(_failed(path, f"{type(e).__name__}: {e}", exception=True), path)
+        failed = _portable(failed_record(path, f"{type(e).__name__}: {e}", exception=True), path)
         return _for_file(failed, path, target, follow_links, repair)
     entry.record = _portable(entry.record, path)
     dest = cache.save(cache_dir, key, entry)  # a full disk raises DiskFullError: the run stops (see infer_files)
@@ -128,125 +121,21 @@ def _for_file(record: FileRecord, path: Path, target: Path | None, follow_links:
                       note=note, link=link, cache_repair=f"{repair}; recomputed" if repair else "")
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak resident memory (MB); workers report theirs (they are not this process's children)."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 1024)
-
-
-def _failed_job(job: tuple[Path, PrepSettings, Path], reason: str) -> FileRecord:
-    """The record of a job that failed on every try (its worker died each time): its file gets the fallback."""
-    return _failed(job[0], reason, exception=True)
-
-
-def slots(workers: int | Any) -> int:
-    """Files preprocessed at once: the worker processes, or an engine's (``lib.scale.cluster``) worker threads."""
-    return max(1, checks.workers(workers)) if isinstance(workers, int) else workers.slots
-
-
-def _worker_init() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
-def _pool(n: int) -> ProcessPoolExecutor:
-    """Worker processes started clean (forkserver, else spawn): forking a process whose OpenCV or OpenMP threads are
-    running (the model side uses both) can leave a child waiting forever on a lock copied in the locked state. An
-    executor, not ``multiprocessing.Pool``: when a worker dies, its futures fail (``BrokenProcessPool``) instead of
-    waiting for ever."""
-    methods = mp.get_all_start_methods()
-    context = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
-    return ProcessPoolExecutor(n, mp_context=context, initializer=_worker_init)
-
-
-def _submit(pool: ProcessPoolExecutor, fn: Callable, job: tuple) -> Future:
-    """``pool.submit``; on a pool that is already broken, a future holding that error (handled where it is read)."""
-    try:
-        return pool.submit(fn, job)
-    except BrokenProcessPool as e:
-        failed: Future = Future()
-        failed.set_exception(e)
-        return failed
-
-
-WORKER_DIED = ("the worker process preparing this file died, twice (a crash in a decoder, or killed for memory): "
-               "not read")
-
-
-def pool_stream(fn: Callable, jobs: list[tuple], n: int, ahead: int) -> Iterator[FileRecord]:
-    """``fn(job)`` for every job in ``n`` worker processes, yielded in order, at most ``ahead`` jobs in flight. A
-    worker that dies (a decoder's segfault, the out-of-memory killer) breaks the pool: the jobs then in flight that
-    had not finished run again one at a time in a fresh process, where the one that kills it again gets its
-    fallback record (``WORKER_DIED``), and a new pool takes the rest. Nothing waits for ever and no file is lost."""
-    todo = iter(jobs)
-    pool = _pool(n)
-    try:
-        pending = deque((job, _submit(pool, fn, job)) for job in itertools.islice(todo, ahead))
-        while pending:
-            job, future = pending.popleft()
-            try:
-                record = future.result()
-            except BrokenProcessPool:
-                pool.shutdown(wait=True, cancel_futures=True)
-                suspects = [(job, future), *pending]
-                pending.clear()
-                yield from _one_at_a_time(fn, suspects)
-                pool = _pool(n)
-                pending.extend((j, _submit(pool, fn, j)) for j in itertools.islice(todo, ahead))
-                continue
-            pending.extend((j, _submit(pool, fn, j)) for j in itertools.islice(todo, 1))
-            yield record
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _one_at_a_time(fn: Callable, jobs: list[tuple[tuple, Future]]) -> Iterator[FileRecord]:
-    """The results of jobs caught in a broken pool: a finished one's as it is, the others' from a fresh single
-    process each time the previous one died."""
-    pool = None
-    try:
-        for job, future in jobs:
-            if future.done() and not future.cancelled() and future.exception() is None:
-                yield future.result()
-                continue
-            pool = pool or _pool(1)
-            try:
-                yield pool.submit(fn, job).result()
-            except BrokenProcessPool:
-                pool.shutdown(wait=True)
-                pool = None
-                yield _failed_job(job, WORKER_DIED)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
-
-
 def prepare_stream(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | None = None,
-                   workers: int | Any = -1, ahead: int = 0, progress: bool = True,
-                   follow_links: bool = True) -> Iterator[FileRecord]:
-    """The record of each file, in order, as soon as its crops are cached. ``workers``: processes (-1 auto, 0 none),
-    or an engine of ``lib.scale.cluster`` that deals the files out as tasks on a Dask cluster.
+                   workers: int | Engine = -1, ahead: int = 0, progress: bool = True, follow_links: bool = True,
+                   cluster: str = "", file_timeout: float = FILE_TIMEOUT) -> Iterator[FileRecord]:
+    """The record of each file, in order, as soon as its crops are cached, on the engine (``lib.engines``) that
+    ``cluster`` and ``workers`` name (processes: -1 auto, 0 none), or on ``workers`` when it is an engine already.
 
-    Worker processes run at most ``ahead`` files (0: 4 per worker) beyond the one being consumed, so a consumer
-    that is slower (the model) bounds the work, the disk and the memory in flight. A cache entry that had to be
-    repaired is reported as it passes; a full disk raises ``DiskFullError``.
+    At most ``ahead`` files (0: 4 per worker) run beyond the one being consumed, so a consumer that is slower (the
+    model) bounds the work, the disk and the memory in flight. A file past its time limit (``file_timeout``) or whose
+    worker dies on every try gets its fallback record. A cache entry that had to be repaired is reported as it passes;
+    a full disk raises ``DiskFullError``.
     """
     cache_dir = Path(cache_dir or CROP_CACHE)
-    jobs = [(Path(f), prep, cache_dir, follow_links) for f in files]
-    if not isinstance(workers, int):  # an engine of lib.scale.cluster: the files are tasks on a Dask cluster
-        yield from (_reported(r) for r in workers.stream(_prepare_cached, jobs, ahead, progress, failed=_failed_job))
-        return
-    n = checks.workers(workers)
-    with tqdm(total=len(jobs), desc="preprocess", unit="file", disable=not progress) as bar:
-        if n == 0 or len(jobs) <= 1:
-            for job in jobs:
-                yield _reported(_prepare_cached(job))
-                bar.update()
-            return
-        for record in pool_stream(_prepare_cached, jobs, min(n, len(jobs)), ahead or 4 * n):
-            bar.update()
+    jobs = [Job(Path(f), prep, cache_dir, follow_links) for f in files]
+    with engines.opened(cluster, workers, file_timeout) as engine:
+        for record in engine.stream(prepare_cached, jobs, ahead, progress):
             yield _reported(record)
 
 
@@ -257,11 +146,14 @@ def _reported(record: FileRecord) -> FileRecord:
 
 
 def preprocess(files: Iterable[Path], prep: PrepSettings, cache_dir: Path | None = None,
-               workers: int | Any = -1, progress: bool = True, follow_links: bool = True) -> list[FileRecord]:
-    """Fill the crop cache for ``files``; returns one record per file, in order (``cached`` tells hits)."""
+               workers: int | Engine = -1, progress: bool = True, follow_links: bool = True, cluster: str = "",
+               file_timeout: float = FILE_TIMEOUT) -> list[FileRecord]:
+    """Fill the crop cache for ``files``; returns one record per file, in order (``cached`` tells hits). Where it
+    runs: ``cluster`` and ``workers`` as ``prepare_stream`` takes them."""
     files, records = list(files), []
     try:
-        records.extend(prepare_stream(files, prep, cache_dir, workers, len(files), progress, follow_links))
+        records.extend(prepare_stream(files, prep, cache_dir, workers, len(files), progress, follow_links, cluster,
+                                      file_timeout))
     except DiskFullError as e:
         raise full_disk(e, Path(cache_dir or CROP_CACHE), records, len(files), None,
                         f"the {len(records)} files before it are cached") from e
@@ -408,16 +300,17 @@ def predict_frames(lm: Any, records: list[FileRecord], tta_name: str = "none", b
 
 
 def infer_files(files: list[Path], lm: Any, prep: PrepSettings, tta_name: str = "none", batch_size: int = 64,
-                cache_dir: Path | None = None, workers: int | Any = -1, keep_cache: bool = True, ahead: int = 0,
-                progress: bool = True, follow_links: bool = True
-                ) -> tuple[list[FileRecord], dict[int, np.ndarray], dict[str, float]]:
+                cache_dir: Path | None = None, workers: int | Engine = -1, keep_cache: bool = True, ahead: int = 0,
+                progress: bool = True, follow_links: bool = True, cluster: str = "",
+                file_timeout: float = FILE_TIMEOUT) -> tuple[list[FileRecord], dict[int, np.ndarray], dict[str, float]]:
     """Preprocess and predict ``files`` with the two overlapping.
 
-    Worker processes decode, detect and cache crops at most ``ahead`` files ahead of the model, which packs the
-    crops (and TTA views) of consecutive files into fixed ``batch_size`` batches. With ``keep_cache=False`` a file's
-    cache entry is deleted once read, so the disk holds at most the look-ahead's crops. Returns records, per-frame
-    probabilities and timings: ``preprocess_s`` is the time the model side waited for crops, ``predict_s`` the rest
-    of the wall time, ``decode_s``/``detect_s`` the CPU seconds summed over workers.
+    Workers (``cluster`` and ``workers``, as ``prepare_stream`` takes them) decode, detect and cache crops at most
+    ``ahead`` files ahead of the model, which packs the crops (and TTA views) of consecutive files into fixed
+    ``batch_size`` batches. With ``keep_cache=False`` a file's cache entry is deleted once read, so the disk holds at
+    most the look-ahead's crops. Returns records, per-frame probabilities and timings: ``preprocess_s`` is the time
+    the model side waited for crops, ``predict_s`` the rest of the wall time, ``decode_s``/``detect_s`` the CPU
+    seconds summed over workers.
 
     A full disk stops the preprocessing: the files already read are still predicted, and the ``DiskFullError``
     raised then carries them as ``partial`` (records, probabilities, timings).
@@ -425,14 +318,15 @@ def infer_files(files: list[Path], lm: Any, prep: PrepSettings, tta_name: str = 
     views = tta.get(tta_name)
     cache_dir = Path(cache_dir or CROP_CACHE)
     stopped: list[DiskFullError] = []
-    stream = _Waited(_until_disk_full(prepare_stream(files, prep, cache_dir, workers, ahead, progress, follow_links),
-                                      stopped))
     records: list[FileRecord] = []
-    t0 = perf_counter()
-    probs, model_s = _run_model(lm, _views_stream(stream, cache_dir, views, records, keep_cache), len(views),
-                                batch_size, None, progress)
-    wall = perf_counter() - t0
-    window = (ahead or 4 * slots(workers)) + 1
+    with engines.opened(cluster, workers, file_timeout) as engine:
+        stream = _Waited(_until_disk_full(prepare_stream(files, prep, cache_dir, engine, ahead, progress,
+                                                         follow_links), stopped))
+        t0 = perf_counter()
+        probs, model_s = _run_model(lm, _views_stream(stream, cache_dir, views, records, keep_cache), len(views),
+                                    batch_size, None, progress)
+        wall = perf_counter() - t0
+        window = (ahead or 4 * engine.slots) + 1
     sizes = sorted((r.bytes for r in records), reverse=True)
     times = {"preprocess_s": stream.wait_s, "predict_s": wall - stream.wait_s, "model_s": model_s,
              "cache_peak_bytes": sum(sizes) if keep_cache else sum(sizes[:window]), **stage_times(records)}
@@ -447,6 +341,8 @@ def infer_files(files: list[Path], lm: Any, prep: PrepSettings, tta_name: str = 
 def _fallback(record: FileRecord, no_face: str, has_probs: bool) -> tuple[str, str]:
     """The fallback a file needed and why ("" when none)."""
     read, found = record.frames_read, record.faces_found
+    if record.timed_out:  # a decoder that hangs, most likely: its worker was stopped
+        return FALLBACK_TIMEOUT, record.error
     if record.exception:  # a bug or an unforeseen input, not a known kind of bad file
         return FALLBACK_EXCEPTION, record.error
     if record.error:

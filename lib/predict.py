@@ -2,7 +2,8 @@
 file → predictions.csv and a checked submission.csv.
 
 ``infer.ipynb``, the scoring-server bundle's ``task.ipynb``, the bundle's local check and the speed bench all call
-``predict_folder`` (or ``predict_files``), so what is measured and checked is what runs on the server.
+``predict_folder`` (or ``predict_files``), so what is measured and checked is what runs on the server. Each opens
+and closes the engine its preprocessing runs on (``lib.engines``: worker processes here, or a cluster).
 
 Every media file gets one row of predictions.csv, whatever its name (names that are not valid UTF-8 escaped, see
 ``lib.names``); submission.csv holds every name that UTF-8 can carry. A full disk stops the run with
@@ -23,8 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import media, pipeline, shards, submission
+from . import engines, media, pipeline, shards, submission
 from .devices import DEVICES, PRECISIONS
+from .engines import FILE_TIMEOUT, Engine
 from .errors import DiskFullError, ModelLoadError, ParameterError
 from .filerecord import FileRecord
 from .models import LoadedModel, resolve_threshold
@@ -45,13 +47,16 @@ class Prediction:
     prep: PrepSettings
     threshold: float
     unnamed: list[str] = field(default_factory=list)  # files submission.csv cannot name (escaped), once written
+    engine: dict[str, Any] = field(default_factory=dict)  # where it ran and what went wrong there (Engine.info)
 
 
 def predict_files(files: list[Path], lm: LoadedModel, opts: InferOptions, cache_dir: Path | None = None,
-                  workers: int | Any = -1, keep_cache: bool = True, ahead: int = 0, progress: bool = True) -> Prediction:
+                  workers: int | Engine = -1, keep_cache: bool = True, ahead: int = 0, progress: bool = True,
+                  cluster: str = "", file_timeout: float = FILE_TIMEOUT) -> Prediction:
     """Predict ``files`` with ``lm``: crops at the model's size, TTA, aggregation, threshold and fallbacks of ``opts``.
-    A rank rule ``threshold: top:q`` calls the share q of these files with the highest P(fake) fake (with a shard,
-    of the shard's files); ``Prediction.threshold`` is the cut it made.
+    Preprocessing runs where ``cluster`` and ``workers`` say (``lib.engines.opened``: opened and closed here), each
+    file within its time limit (``file_timeout``). A rank rule ``threshold: top:q`` calls the share q of these files
+    with the highest P(fake) fake (with a shard, of the shard's files); ``Prediction.threshold`` is the cut it made.
 
     A full disk raises ``DiskFullError`` whose ``partial`` is the Prediction of the files done before it."""
     prep = opts.crops(lm.size)
@@ -64,26 +69,30 @@ def predict_files(files: list[Path], lm: LoadedModel, opts: InferOptions, cache_
         if rank and len(rows):  # top:q: the files' own ranking decides, whatever the scale of their scores
             used = rank_threshold(rows["prob_fake"].to_numpy(), top_share(str(opts.threshold)))
             rows["label"] = (rows["prob_fake"] >= used).astype(int)
-        return Prediction(rows, records, probs, times, prep, used)
+        return Prediction(rows, records, probs, times, prep, used, engine=engine.info())
 
-    try:
-        done = pipeline.infer_files(files, lm, prep, opts.tta, opts.batch_size, cache_dir, workers, keep_cache,
-                                    ahead, progress, opts.follow_links)
-    except DiskFullError as e:
-        e.partial = table(*e.partial)
-        raise
-    return table(*done)
+    with engines.opened(cluster, workers, file_timeout) as engine:
+        try:
+            done = pipeline.infer_files(files, lm, prep, opts.tta, opts.batch_size, cache_dir, engine, keep_cache,
+                                        ahead, progress, opts.follow_links)
+        except DiskFullError as e:
+            e.partial = table(*e.partial)
+            raise
+        return table(*done)
 
 
 def predict_folder(data_dir: Path, lm: LoadedModel, opts: InferOptions, out_dir: Path | None = None,
-                   cache_dir: Path | None = None, workers: int | Any = -1, keep_cache: bool = True,
-                   progress: bool = True, shard: str = "") -> Prediction:
+                   cache_dir: Path | None = None, workers: int | Engine = -1, keep_cache: bool = True,
+                   progress: bool = True, shard: str = "", cluster: str = "",
+                   file_timeout: float = FILE_TIMEOUT) -> Prediction:
     """Predict every media file of the flat folder ``data_dir`` (or its share ``shard="i/n"``, ``lib.shards``); with
     ``out_dir``, write predictions.csv and submission.csv there and check the submission against the folder (one
-    row per media file of the share). ``workers``: processes, or an engine of ``lib.scale.cluster`` (Dask)."""
+    row per media file of the share). Preprocessing runs in ``workers`` processes here (-1 auto, 0 this process), or
+    on the cluster ``cluster`` names ("local:N", "tcp://host:port"); ``file_timeout`` bounds each file's time."""
     files = shards.select(media.list_media(data_dir), shard)
     try:
-        pred = predict_files(files, lm, opts, cache_dir, workers, keep_cache, progress=progress)
+        pred = predict_files(files, lm, opts, cache_dir, workers, keep_cache, progress=progress, cluster=cluster,
+                             file_timeout=file_timeout)
     except DiskFullError as e:
         if out_dir is not None:
             e.message = f"{e.message} {_write_partial(e.partial, Path(out_dir))}."

@@ -80,7 +80,7 @@ def test_saved_folder_loads_with_the_inference_loader(tmp_path):
     lm = models.load_model(str(tmp_path), device="cpu")
     crops = np.random.default_rng(0).integers(0, 256, (3, 224, 224, 3), dtype=np.uint8)
     with torch.inference_mode():
-        ref = model.eval()(pixel_values=models.pixels(crops, data)).logits.softmax(-1)[:, 1].numpy()
+        ref = model.eval()(pixel_values=models.normalized(crops, data)).logits.softmax(-1)[:, 1].numpy()
     np.testing.assert_allclose(models.predict_crops(lm, crops), ref, atol=1e-6)
 
 
@@ -105,7 +105,7 @@ def test_a_folder_written_before_timm_still_loads(tmp_path):
         model.timm_model.classifier.bias.copy_(head_b)
     crops = np.random.default_rng(1).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
     with torch.inference_mode():
-        ref = model.eval()(pixel_values=models.pixels(crops, data)).logits.softmax(-1)[:, 1].numpy()
+        ref = model.eval()(pixel_values=models.normalized(crops, data)).logits.softmax(-1)[:, 1].numpy()
     np.testing.assert_allclose(models.predict_crops(lm, crops), ref, atol=1e-6)
 
 

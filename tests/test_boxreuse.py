@@ -129,11 +129,11 @@ def test_load_crops_with_box_reuse_counts_it(corpus: Path, tmp_path: Path) -> No
 @pytest.mark.parametrize("over, name", [({"box_reuse": "yes"}, "box_reuse"), ({"cluster": "local:0"}, "cluster")])
 def test_train_parameters_box_reuse_and_cluster_are_checked(over: dict, name: str, tmp_path: Path) -> None:
     from lib.errors import ParameterError
-    from lib.training import params
+    from lib.training import TRAIN
     from test_train import _params
 
     (tmp_path / "labels.csv").write_text("filename,label\na.jpg,0\n")
-    assert params.check_params(_params(data=[str(tmp_path)]))["cluster"] == ""
+    assert TRAIN.check(_params(data=[str(tmp_path)]))["cluster"] == ""
     with pytest.raises(ParameterError) as e:
-        params.check_params(_params(data=[str(tmp_path)], **over))
+        TRAIN.check(_params(data=[str(tmp_path)], **over))
     assert e.value.name == name

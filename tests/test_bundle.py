@@ -14,6 +14,8 @@ from PIL import Image
 import media_factory as mf
 from lib import bundle as bundles
 from lib.errors import ModelLoadError, ParameterError
+from lib.parameters import TASK, literal
+from lib.sweep.notebooks import cell_problems
 
 KEY = "aif-test-key-0123456789"
 
@@ -45,6 +47,7 @@ def test_build_writes_a_self_contained_bundle(tmp_path, tiny_vit, monkeypatch):
     params = bundles.task_parameters(bundle)
     assert params["model"] == f"model/{tiny_vit.name}" and params["frames"] == 3 and params["tta"] == "flip"
     assert params["data_dir"] == "./data" and params["model_name"] == "exp-k" and params["cache_dir"] == ""
+    assert cell_problems(TASK, nb.cells[2].source, defaults=False) == []  # TASK's names, types and help; values baked
     assert (bundle / params["model"] / "model.safetensors").is_file()
     assert {"pipeline.py", "models.py", "frames.py", "backbones.py"} <= {p.name for p in (bundle / "lib").iterdir()}
     assert (bundle / "README.md").is_file() and bundles.key_leaks(bundle) == []
@@ -83,7 +86,7 @@ def test_static_problems_are_caught(tmp_path, tiny_vit, monkeypatch):
     bundle = _build(tmp_path, tiny_vit)
     model = bundles.task_parameters(bundle)["model"]
     shutil.move(str(bundle / model), str(bundle / "train_weights"))  # weights under a folder aif.submit skips
-    _edit_cell(bundle, f"model: str = {model!r}", "model: str = 'train_weights'")
+    _edit_cell(bundle, f"model: str = {literal(model)}", "model: str = 'train_weights'")
     _edit_cell(bundle, "import lib  #", "import kit_private_helpers\nimport lib  #")
     _edit_cell(bundle, "import json, resource", "try:\n    pass\nexcept* ValueError:\n    pass\nimport json, resource")
     monkeypatch.setenv(bundles.KEY_ENV, KEY)

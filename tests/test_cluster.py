@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import media_factory as mf
-from lib import cache, models, pipeline, predict
+from lib import cache, engines, models, pipeline, predict
 from lib.scale import cluster
 from lib.corpora.importers import import_corpus
 from lib.errors import ParameterError
@@ -79,9 +79,10 @@ def corpora(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 def local2() -> cluster.DaskEngine:
     """One LocalCluster of 2 worker processes (1 thread each); a task is given up after its worker died twice."""
     import dask
+    import distributed  # noqa: F401  (its config defaults first: leaving set() restores what it found, no more)
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
-        with cluster.engine("local:2", 0) as eng:
+        with engines.opened("local:2") as eng:
             yield eng
 
 
@@ -142,20 +143,21 @@ def test_a_killed_worker_loses_no_file(local2, tmp_path: Path) -> None:
     for x, y in zip(got[1], want[1]):
         np.testing.assert_array_equal(x, y)
     assert victim not in local2.client.run(os.getpid)  # the killed worker is gone (its nanny started a new one)
+    assert [w for w in local2.info()["workers_lost"] if w.startswith(f"{victim}: lost")]  # the run record names it
 
 
-def crash_on_crash(job: tuple) -> object:
+def crash_on_crash(job: engines.Job) -> object:
     """A job that kills its worker process for files named crash* (as a decoder crash would), on every try."""
-    if job[0].name.startswith("crash"):
+    if job.path.name.startswith("crash"):
         os._exit(1)
-    return pipeline._prepare_cached(job)
+    return pipeline.prepare_cached(job)
 
 
 def test_a_file_that_kills_its_worker_on_every_try_gets_its_fallback_row(local2, tmp_path: Path) -> None:
     files = _slow_files(tmp_path / "media", 3)
     os.link(files[0], tmp_path / "media" / "crash.mp4")
-    jobs = [(f, PREP, tmp_path / "c", True) for f in sorted((tmp_path / "media").iterdir())]
-    records = list(local2.stream(crash_on_crash, jobs, progress=False, failed=pipeline._failed_job))
+    jobs = [engines.Job(f, PREP, tmp_path / "c") for f in sorted((tmp_path / "media").iterdir())]
+    records = list(local2.stream(crash_on_crash, jobs, progress=False))
     assert [r.filename for r in records] == ["crash.mp4", "v00.mp4", "v01.mp4", "v02.mp4"]
     crashed = records[0]
     assert crashed.exception and "KilledWorker" in crashed.error and not crashed.key
@@ -165,10 +167,33 @@ def test_a_file_that_kills_its_worker_on_every_try_gets_its_fallback_row(local2,
     assert str(tmp_path / "media" / "crash.mp4") in local2.lost
 
 
+def stop_on_hang(job: engines.Job) -> object:
+    """A job that stops its worker process for files named hang* (a decoder that never returns)."""
+    if job.path.name.startswith("hang"):
+        os.kill(os.getpid(), signal.SIGSTOP)
+    return pipeline.prepare_cached(job)
+
+
+def test_a_hung_file_on_the_cluster_gets_its_timeout_row(local2, tmp_path: Path, monkeypatch) -> None:
+    """The worker running hang.mp4 stops for ever: past the file's limit its nanny restarts it, the file gets its
+    ``timeout`` row and the other files finish on the workers."""
+    monkeypatch.setattr(cluster, "RESTART_TIMEOUT_S", 4)
+    monkeypatch.setattr(local2, "file_timeout", 15.0)  # the clock starts when the run waits for the file
+    files = _slow_files(tmp_path / "media", 3)
+    os.link(files[0], tmp_path / "media" / "hang.mp4")
+    jobs = [engines.Job(f, PREP, tmp_path / "c") for f in sorted((tmp_path / "media").iterdir())]
+    records = list(local2.stream(stop_on_hang, jobs, progress=False))
+    assert [r.filename for r in records] == ["hang.mp4", "v00.mp4", "v01.mp4", "v02.mp4"]
+    assert records[0].timed_out and "time limit of 15 s" in records[0].error
+    assert all(r.has_crops for r in records[1:]), [r.error for r in records]
+    assert local2.info()["timed_out_files"] == [str(tmp_path / "media" / "hang.mp4")]
+    local2.client.wait_for_workers(2, timeout=180)  # its nanny started a new worker (slow on a busy machine)
+
+
 def test_a_scheduler_that_does_not_answer_is_a_parameter_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2)
     with pytest.raises(ParameterError, match="cluster='tcp://127.0.0.1:9'.*no Dask scheduler answers"):
-        with cluster.engine("tcp://127.0.0.1:9", 0):
+        with engines.opened("tcp://127.0.0.1:9"):
             pass
 
 
@@ -214,5 +239,5 @@ def test_a_scheduler_without_workers_is_a_parameter_error(monkeypatch: pytest.Mo
     monkeypatch.setattr(cluster, "CONNECT_TIMEOUT_S", 2)
     with LocalCluster(n_workers=0, dashboard_address=None, silence_logs=logging.ERROR) as bare:
         with pytest.raises(ParameterError, match="the scheduler has no worker after 2 s"):
-            with cluster.engine(bare.scheduler_address, 0):
+            with engines.opened(bare.scheduler_address):
                 pass

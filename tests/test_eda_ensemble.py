@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 import media_factory as mf
-from lib import experiments, metrics, settings
-from lib.review import ensemble
+from lib import experiments, metrics
+from lib.review import eda, ensemble
 from lib.errors import ParameterError
 from lib.paths import NOTEBOOKS
 
@@ -24,7 +24,7 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path / "kit"
 
 
-@pytest.mark.parametrize("name,keys", [("eda.ipynb", settings.EDA_KEYS), ("ensemble.ipynb", settings.ENSEMBLE_KEYS)])
+@pytest.mark.parametrize("name,keys", [("eda.ipynb", eda.EDA.keys), ("ensemble.ipynb", ensemble.ENSEMBLE.keys)])
 def test_notebook_committed_clean_with_documented_parameters(name, keys):
     nb = json.loads((NOTEBOOKS / name).read_text(encoding="utf-8"))
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
@@ -136,13 +136,13 @@ def test_ensemble_parameters_are_checked_before_any_work(tmp_path):
     base = dict(runs="a,b", method="mean", weights="", threshold=0.5, tune_threshold=False, labels="", folds=5,
                 seed=0, allow_model_ensemble=False, exp="x")
     with pytest.raises(ParameterError, match="method='avg'.*mean, weighted, rank, vote"):
-        ensemble.check_params({**base, "method": "avg"})
+        ensemble.ENSEMBLE.check({**base, "method": "avg"})
     with pytest.raises(ParameterError, match="runs='a'"):
-        ensemble.check_params({**base, "runs": "a"})
+        ensemble.ENSEMBLE.check({**base, "runs": "a"})
     with pytest.raises(ParameterError, match="weights=''.*needs labels"):
-        ensemble.check_params({**base, "method": "weighted"})
+        ensemble.ENSEMBLE.check({**base, "method": "weighted"})
     with pytest.raises(ParameterError, match="weights='1'"):
-        ensemble.check_params({**base, "method": "weighted", "weights": "1"})
+        ensemble.ENSEMBLE.check({**base, "method": "weighted", "weights": "1"})
 
 
 def test_eda_on_the_real_dev_set(shared_dev):

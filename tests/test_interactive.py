@@ -38,7 +38,7 @@ def _parameters_cell(name: str) -> str:
     return next(c.source for c in nb.cells if "parameters" in c.metadata.get("tags", []))
 
 
-COLLECT = "from lib import settings\nparams = settings.collect(globals(), settings.INFER_KEYS, 'infer.ipynb')\n"
+COLLECT = "from lib import parameters\nparams = parameters.INFER.collect(globals())\n"
 
 
 def test_collect_in_a_kernel_ignores_what_earlier_runs_computed(shell):
@@ -106,16 +106,17 @@ def test_progress_bars_under_papermill_are_text_and_widgets_in_a_session(tmp_pat
 
 
 def test_list_parameters_given_as_text_are_read_as_lists():
-    from lib import settings
+    """A parameter the schema types ``list``, given as text (``-p data "[a, b]"``), is read as YAML/JSON."""
+    from lib.parameters import Param, Schema
 
-    keys = ("data", "frozen_blocks", "augment", "exp")
-    ns = {"data": "[a, 'b c']", "frozen_blocks": "[stem, 0, -1]", "augment": "[flip", "exp": "[not a list]",
-          "__annotations__": {"data": list, "frozen_blocks": list[int], "augment": "list", "exp": str}}
-    p = settings.collect(ns, keys, "train.ipynb")
+    schema = Schema("train.ipynb", (Param("data", list, [], "folders"), Param("frozen_blocks", list, [], "blocks"),
+                                    Param("augment", list, [], "augmentations"), Param("exp", str, "", "run name")))
+    ns = {"data": "[a, 'b c']", "frozen_blocks": "[stem, 0, -1]", "augment": "[flip", "exp": "[not a list]"}
+    p = schema.collect(ns)
     assert p["data"] == ns["data"] == ["a", "b c"] and p["frozen_blocks"] == ns["frozen_blocks"] == ["stem", 0, -1]
     assert p["augment"] == "[flip" and p["exp"] == "[not a list]"  # left for the checks to reject
-    json_text = {"data": '["x", "y"]', "__annotations__": {"data": list}}
-    assert settings.collect(json_text, ("data",), "t")["data"] == ["x", "y"]
+    json_text = {"data": '["x", "y"]'}
+    assert Schema("t", (Param("data", list, [], "folders"),)).collect(json_text)["data"] == ["x", "y"]
 
 
 @pytest.mark.slow

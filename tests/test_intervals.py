@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from lib import metrics
 
@@ -49,3 +50,19 @@ def test_figures_undefined_in_a_resample_are_left_out() -> None:
     reals = metrics.bootstrap(y, s, np.arange(4), metrics.reals_called_real(0.5), n=50)
     assert reals.value == 1.0 and reals.low == 1.0
     assert np.isnan(metrics.auc(np.ones(3), np.zeros(3)))
+
+
+def test_counted_auc_and_macro_f1_equal_scikit_learns() -> None:
+    """The statistics are counted directly (fast enough for thousands of resamples) and must equal sklearn's, ties
+    and one-class predictions included."""
+    from sklearn.metrics import f1_score, roc_auc_score
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        n = int(rng.integers(1, 25))
+        y, pred, s = rng.integers(0, 2, n), rng.integers(0, 2, n), np.round(rng.random(n), 1)  # rounded: ties
+        assert metrics.macro_f1(y, pred) == pytest.approx(
+            f1_score(y, pred, average="macro", labels=[0, 1], zero_division=0), abs=1e-12)
+        if len(set(y)) == 2:
+            assert metrics.auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert np.isnan(metrics.auc(np.ones(4), np.arange(4)))

@@ -35,7 +35,7 @@ def test_load_tiny_vit_and_reversed_labels_agree(tiny_vit, tiny_vit_reversed):
     crops = np.random.default_rng(0).integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
     p = models.predict_crops(lm, crops)
     assert p.shape == (5,) and np.all((p >= 0) & (p <= 1))
-    logits = lm.module(pixel_values=models.to_pixels(crops, lm)).logits.softmax(-1)[:, 1].detach().numpy()
+    logits = lm.module(pixel_values=models.model_input(crops, lm)).logits.softmax(-1)[:, 1].detach().numpy()
     np.testing.assert_allclose(p, logits, atol=1e-6)
 
 
@@ -43,7 +43,7 @@ def test_pixels_match_the_processor_arithmetic(tiny_vit):
     lm = models.load_model(str(tiny_vit), device="cpu")
     crops = np.random.default_rng(1).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
     expected = (crops.astype(np.float32) / 255 - 0.5) / 0.5
-    np.testing.assert_allclose(models.to_pixels(crops, lm).permute(0, 2, 3, 1).numpy(), expected, atol=1e-6)
+    np.testing.assert_allclose(models.model_input(crops, lm).permute(0, 2, 3, 1).numpy(), expected, atol=1e-6)
 
 
 def test_missing_head_weights_are_an_error(tiny_vit, tmp_path):
@@ -111,7 +111,7 @@ def test_tensor_preprocessing_matches_the_hf_processor(tiny_vit):
     except (ImportError, ValueError):
         proc = AutoImageProcessor.from_pretrained(str(tiny_vit))
     ref = proc(images=[Image.fromarray(c) for c in crops], return_tensors="pt")["pixel_values"]
-    np.testing.assert_allclose(models.to_pixels(crops, lm).numpy(), ref.numpy(), atol=1e-3)
+    np.testing.assert_allclose(models.model_input(crops, lm).numpy(), ref.numpy(), atol=1e-3)
 
 
 def test_cpu_precisions_stay_close_to_fp32(tiny_vit):

@@ -35,7 +35,7 @@ def test_latest_runs_are_the_two_newest_infer_runs_on_the_same_files(tmp_path):
     assert ensemble.parse_runs("a1,b1", root) == ["a1", "b1"]  # names still work
 
 
-@pytest.mark.parametrize("name", ["preprocess.ipynb", "infer.ipynb", "eda.ipynb", "ensemble.ipynb"])
+@pytest.mark.parametrize("name", ["preprocess.ipynb", "infer.ipynb", "eda.ipynb", "ensemble.ipynb", "report.ipynb"])
 def test_defaults_need_no_hub_and_no_papermill(name):
     """A local model folder (made by make demo / make lab), never a hub id; runs that a person can have made."""
     nb = json.loads((NOTEBOOKS / name).read_text(encoding="utf-8"))

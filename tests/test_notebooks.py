@@ -14,11 +14,13 @@ import pytest
 from PIL import Image
 
 import media_factory as mf
-from lib import media, settings
+from lib import media, parameters
 from lib.paths import NOTEBOOKS
+from lib.review.report import REPORT
+from lib.training import TRAIN
 
-NOTEBOOK_KEYS = {"infer.ipynb": settings.INFER_KEYS, "preprocess.ipynb": settings.PREPROCESS_KEYS,
-                 "train.ipynb": settings.TRAIN_KEYS}
+NOTEBOOK_KEYS = {"infer.ipynb": parameters.INFER.keys, "preprocess.ipynb": parameters.PREPROCESS.keys,
+                 "train.ipynb": TRAIN.keys, "report.ipynb": REPORT.keys}
 
 
 @pytest.mark.parametrize("name", sorted(NOTEBOOK_KEYS))

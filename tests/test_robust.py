@@ -21,7 +21,7 @@ from PIL import Image
 
 import media_factory as mf
 import odd_corpus
-from lib import cache, experiments, media, models, names, pipeline, predict, settings, submission
+from lib import cache, engines, experiments, media, models, names, parameters, pipeline, predict, submission
 from lib.errors import DiskFullError, ModelLoadError, ParameterError
 from lib.options import InferOptions, PrepSettings
 
@@ -43,25 +43,27 @@ def _faces(folder: Path, n_images: int = 2, n_videos: int = 2) -> list[Path]:
 
 
 # ------------------------------------------------------------------------------------------------ dead workers
-def die_on_crash(job: tuple) -> object:
+def die_on_crash(job: engines.Job) -> object:
     """A worker job that kills its process for files named crash* (as a decoder's segfault or the OOM killer would),
     on every try."""
-    if job[0].name.startswith("crash"):
+    if job.path.name.startswith("crash"):
         os._exit(1)
-    return pipeline._prepare_cached(job)
+    return pipeline.prepare_cached(job)
 
 
 def test_a_file_that_kills_its_worker_gets_its_fallback_and_the_others_their_crops(tmp_path):
     files = _faces(tmp_path / "media", n_images=3, n_videos=2)
     shutil.copy(files[0], tmp_path / "media" / "crash.jpg")
-    jobs = [(f, PrepSettings(frames=2, size=32), tmp_path / "c", True) for f in media.list_media(tmp_path / "media")]
-    records = list(pipeline.pool_stream(die_on_crash, jobs, 2, 8))  # with multiprocessing.Pool this waited for ever
-    assert [r.filename for r in records] == [j[0].name for j in jobs]  # each file once, in order
+    jobs = [engines.Job(f, PrepSettings(frames=2, size=32), tmp_path / "c") for f in media.list_media(tmp_path / "media")]
+    pool = engines.ProcessPool(2)
+    records = list(pool.stream(die_on_crash, jobs, 8, progress=False))  # with multiprocessing.Pool this waited for ever
+    assert [r.filename for r in records] == [j.path.name for j in jobs]  # each file once, in order
     crashed = records[0]
-    assert crashed.filename == "crash.jpg" and crashed.exception and crashed.error == pipeline.WORKER_DIED
+    assert crashed.filename == "crash.jpg" and crashed.exception and crashed.error == engines.WORKER_DIED
     assert all(r.has_crops and not r.error for r in records[1:])
     table = pipeline.file_predictions(records, {}, fallback_prob=0.5)
     assert table.loc[0, "fallback"] == pipeline.FALLBACK_EXCEPTION and table.loc[0, "prob_fake"] == 0.5
+    assert pool.info()["failed_files"] == [str(jobs[0].path)] and len(pool.info()["workers_lost"]) == 2
 
 
 # ------------------------------------------------------------------------------------------------ odd names
@@ -266,12 +268,39 @@ def test_a_full_tmpfs_stops_the_run_with_one_clear_message(tmp_path, tiny_vit):
     assert rows["filename"].tolist() == [f.name for f in files[:k]] and not (out / submission.SUBMISSION).exists()
 
 
+@pytest.mark.slow
+def test_a_full_tmpfs_in_infer_ipynb_shows_the_message_alone(tmp_path, tiny_vit, monkeypatch):
+    """infer.ipynb under papermill with its crop cache on a 48 KiB tmpfs: the notebook's error output is the kit's
+    paragraph alone (no chained tracebacks); the traceback is in the run folder's run.log, run.json says failed."""
+    from lib.paths import NOTEBOOKS
+
+    _faces(tmp_path / "data", 3, 3)
+    monkeypatch.setenv("KIT_WORKDIR", str(tmp_path / "kit"))
+    mount, executed = tmp_path / "mnt", tmp_path / "executed.ipynb"
+    args = {"data_dir": tmp_path / "data", "model": tiny_vit, "cache_dir": mount / "crops", "workers": 1, "frames": 3,
+            "exp": "full"}
+    done = _private_tmpfs([sys.executable, "-m", "papermill", str(NOTEBOOKS / "infer.ipynb"), str(executed),
+                           "--no-progress-bar", *[x for k, v in args.items() for x in ("-p", k, str(v))]],
+                          mount, "48k")
+    assert done.returncode != 0 and "DiskFullError" in done.stderr, done.stderr[-3000:]
+    cells = json.loads(executed.read_text())["cells"]
+    errors = [o for c in cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+    assert len(errors) == 1 and errors[0]["ename"] == "DiskFullError" and len(errors[0]["traceback"]) == 1
+    shown = errors[0]["traceback"][0]
+    run = tmp_path / "kit" / "submissions" / "full"
+    assert shown.startswith(f"DiskFullError: the disk holding the crop cache {mount / 'crops'} is full (ENOSPC")
+    assert shown.endswith(f"Its traceback is in {run / experiments.RUN_LOG}.") and "Traceback" not in shown
+    assert len(shown.splitlines()) == 3 and pipeline.DISK_ADVICE in shown  # one paragraph, and where the rest went
+    log = (run / experiments.RUN_LOG).read_text()
+    assert "Traceback (most recent call last)" in log and "No space left on device" in log
+    record = json.loads((run / "run.json").read_text())
+    assert record["status"] == "failed" and record["error"].startswith("DiskFullError") and record["log"] == "run.log"
+
+
 # ------------------------------------------------------------------------------------------------ checks at the start
 def _infer_params(data: Path, model: Path, **over) -> dict:
-    p = dict(data_dir=str(data), model=str(model), frames=2, face_margin=1.3, detect_width=640, detector="dlib_hog",
-             no_face="skip", workers=0, cache_dir="", labels="", tta="none", aggregate="mean", batch_size=8,
-             threshold=0.5, fallback_prob=0.0, device="cpu", precision="auto", exp="t1", detect_every=1,
-             detect_scale="fixed", torch_compile=False, follow_links=True)
+    p = dict(parameters.INFER.defaults, data_dir=str(data), model=str(model), frames=2, workers=0, labels="",
+             device="cpu", exp="t1")
     return {**p, **over}
 
 
@@ -280,12 +309,12 @@ def test_labels_with_no_name_in_common_with_data_dir_stop_the_run_at_the_start(t
     labels = tmp_path / "labels.csv"
     labels.write_text("filename,label\nother1.jpg,0\nother2.jpg,1\n")
     with pytest.raises(ParameterError, match=r"labels=.*none of its 2 filenames .*'other1.jpg'.* 2 media files in"):
-        settings.check_infer(_infer_params(tmp_path / "data", tiny_vit, labels=str(labels)))
+        parameters.INFER.check(_infer_params(tmp_path / "data", tiny_vit, labels=str(labels)))
     labels.write_bytes(b"filename,label\ncaf\xe9.jpg,0\n")
     with pytest.raises(ParameterError, match="labels=.*cannot be read .*can.t decode.*a UTF-8 CSV"):
-        settings.check_infer(_infer_params(tmp_path / "data", tiny_vit, labels=str(labels)))
+        parameters.INFER.check(_infer_params(tmp_path / "data", tiny_vit, labels=str(labels)))
     labels.write_text('filename,label\nimg0.jpg,0\n"odd, missing.jpg",1\n')
-    assert settings.check_infer(_infer_params(tmp_path / "data", tiny_vit, labels=str(labels)))["labels"] == labels
+    assert parameters.INFER.check(_infer_params(tmp_path / "data", tiny_vit, labels=str(labels)))["labels"] == labels
 
 
 def test_truncated_or_mismatched_weights_are_a_parameter_error_naming_the_model_folder(tmp_path, tiny_vit):
@@ -373,6 +402,41 @@ def test_record_failures_records_an_exception_raised_in_a_later_cell(tmp_path):
         shell.run_cell("(run_dir / 'predictions.csv').write_text('x')\nraise RuntimeError('boom in a cell')")
         record = json.loads((tmp_path / "cells" / "run.json").read_text())
         assert record["status"] == "failed" and record["error"] == "RuntimeError: boom in a cell"
+    finally:
+        shell.set_custom_exc((), None)
+        InteractiveShell.clear_instance()
+
+
+def test_a_full_disk_in_a_cell_shows_its_message_alone_and_logs_the_traceback(tmp_path, capsys):
+    """The kit's one paragraph, not ~140 lines of chained tracebacks; the traceback goes to the run's run.log."""
+    pytest.importorskip("IPython")
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    try:
+        run = experiments.Run("infer", "full", {"frames": 1}, root=tmp_path)
+        run.record_failures()
+        shell.user_ns.update(run_dir=run.dir, DiskFullError=DiskFullError)
+        capsys.readouterr()
+        shell.run_cell(textwrap.dedent('''
+            (run_dir / "predictions.csv").write_text("x")
+            def save():
+                raise OSError(28, "No space left on device")
+            try:
+                save()
+            except OSError as e:
+                raise DiskFullError("/cache", 10, "ENOSPC", "the disk holding the crop cache /cache is full", "Free space.") from e
+        '''))
+        shown = capsys.readouterr().out.strip()
+        log = tmp_path / "full" / experiments.RUN_LOG
+        assert shown == f"DiskFullError: the disk holding the crop cache /cache is full Free space.\n\nIts traceback is in {log}"\
+            + "."
+        text = log.read_text()
+        assert "Traceback" in text and "OSError: [Errno 28] No space left on device" in text and "in save" in text
+        record = json.loads((tmp_path / "full" / "run.json").read_text())
+        assert record["status"] == "failed" and record["log"] == experiments.RUN_LOG
+        shell.run_cell("raise RuntimeError('any other error')")
+        assert "Traceback" in capsys.readouterr().out  # shown in full, as before
     finally:
         shell.set_custom_exc((), None)
         InteractiveShell.clear_instance()

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import media_factory as mf
-from lib import checks, models, predict, settings, shards, submission
+from lib import checks, models, parameters, predict, shards, submission
 from lib import bundle
 from lib.errors import ParameterError
 from lib.paths import ROOT
@@ -46,9 +46,11 @@ def test_bad_clusters_name_the_parameter(bad: object) -> None:
 
 
 def test_the_server_bundle_has_neither_cluster_nor_shard() -> None:
-    assert {"cluster", "shard"} <= set(settings.INFER_KEYS) & set(settings.PREPROCESS_KEYS)
-    assert not {"cluster", "shard"} & set(settings.TASK_KEYS)
-    assert "cluster" in settings.TRAIN_KEYS and "box_reuse" in settings.TRAIN_KEYS
+    from lib.training import TRAIN
+
+    assert {"cluster", "shard"} <= set(parameters.INFER.keys) & set(parameters.PREPROCESS.keys)
+    assert not {"cluster", "shard"} & set(parameters.TASK.keys)
+    assert "cluster" in TRAIN.keys and "box_reuse" in TRAIN.keys
     closure = bundle.lib_closure()
     assert "cluster" not in closure and "boxreuse" not in closure and "shards" in closure
     sources = {n: (ROOT / "lib" / f"{n}.py").read_text() for n in closure}

@@ -329,3 +329,12 @@ def test_two_trial_infer_sweep_on_the_sample_set(tiny_vit, tmp_path_factory):
 
 
 # --- the training loop's per-epoch progress, which the sweep prunes on ------------------------------------------
+
+
+def test_the_command_line_takes_the_sweeps_schema():
+    """python -m lib.sweep has one option per sweep parameter, with the notebook's defaults."""
+    from lib.sweep.__main__ import parse_args
+
+    assert parse_args([]) == sweep.DEFAULTS == sweep.SWEEP.defaults
+    got = parse_args(["--notebook", "train", "--trials", "7", "--timeout", "2.5", "--space", "lr: [0.01]"])
+    assert got["notebook"] == "train" and got["trials"] == 7 and got["timeout"] == 2.5 and got["space"] == "lr: [0.01]"

@@ -18,7 +18,8 @@ from lib import backbones, models
 from lib.errors import ParameterError
 from lib.paths import NOTEBOOKS
 from lib.training import data as traindata
-from lib.training import evaluate, export, loop, params, strategies
+from lib.training import TRAIN, TrainOptions, evaluate, export, loop, strategies
+from lib.parameters import fields_of
 from lib.training.export import ID2LABEL
 
 
@@ -255,12 +256,41 @@ def _params(**over):
                                         ({"strategy": "distill"}, "teacher"), ({"teacher": "x"}, "teacher"),
                                         ({"augment": ["flip", "sepia"]}, "augment"), ({"loss": "hinge"}, "loss"),
                                         ({"scheduler": "linear"}, "scheduler"), ({"epochs": 0}, "epochs"),
-                                        ({"data": []}, "data"), ({"monitor": "f1"}, "monitor")])
+                                        ({"data": []}, "data"), ({"monitor": "f1"}, "monitor"),
+                                        ({"file_timeout": -5}, "file_timeout")])
 def test_wrong_train_parameter_is_named(over, name, tmp_path):
     (tmp_path / "labels.csv").write_text("filename,label\na.jpg,0\n")  # a fresh clone has no sample set yet
     with pytest.raises(ParameterError) as e:
-        params.check_params(_params(**{"data": [str(tmp_path)], **over}))
+        TRAIN.check(_params(**{"data": [str(tmp_path)], **over}))
     assert e.value.name == name
+
+
+def test_train_options_are_typed_and_each_strategy_gets_only_its_own(tmp_path):
+    (tmp_path / "labels.csv").write_text("filename,label\na.jpg,0\n")
+    cfg = TRAIN.check(_params(data=[str(tmp_path)], strategy="lora", lora_rank=4, frames=6, lr=0.01))
+    o = cfg["options"]
+    assert isinstance(o, TrainOptions) and o.strategy == "lora" and o.lr == 0.01 and o.crop.frames == 6
+    assert o.crop.crops(32).size == 32 and o.crop.crops(32).frames == 6
+    assert o.strategy_options == strategies.LoraOptions(lora_rank=4) and cfg["strategy"].options is o.strategy_options
+    assert strategies.own_options("feature_extractor", _params()) is None
+    assert strategies.own_options("distill", _params(frozen_blocks=[0])).frozen_blocks == [0]  # distill fine-tunes
+    assert {p.name for p in TRAIN.params} >= {"lora_rank", "probe_k", "teacher", "frozen_blocks"}  # flat keys
+    owned = [k for n in strategies.STRATEGIES for k in strategies.option_defaults(strategies.STRATEGIES.get(n))]
+    declared = [p.name for p in fields_of(TrainOptions)] + owned
+    assert set(declared) <= set(TRAIN.keys)  # every option TrainOptions or a strategy declares is in the notebook
+
+
+@pytest.mark.parametrize("strategy, over, users", [
+    ("fine_tune", {"lora_rank": 4}, "'lora'"), ("lora", {"teacher": "x"}, "'distill'"),
+    ("linear_probe", {"frozen_blocks": [0]}, "'fine_tune' and 'distill'"),
+    ("feature_extractor", {"probe_k": [4]}, "'linear_probe'")])
+def test_another_strategys_parameter_away_from_its_default_is_an_error(strategy, over, users, tmp_path):
+    (tmp_path / "labels.csv").write_text("filename,label\na.jpg,0\n")
+    name = next(iter(over))
+    with pytest.raises(ParameterError, match=f"{name}=.*used only by strategy {users}, and strategy is '{strategy}'"):
+        TRAIN.check(_params(data=[str(tmp_path)], strategy=strategy, **over))
+    default = TRAIN[name].default
+    TRAIN.check(_params(data=[str(tmp_path)], strategy=strategy, **{name: default}))  # at its default: fine
 
 
 def _train_data(folder):

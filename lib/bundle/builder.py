@@ -13,13 +13,14 @@ from typing import Any
 import nbformat
 import yaml
 
-from .. import checks, models, settings
+from .. import checks, models
 from ..errors import ParameterError
 from ..experiments import git_info
-from ..paths import KERNELS, NOTEBOOKS, PARAMS, ROOT, SUBMISSIONS, resolve
+from ..parameters import INFER, TASK
+from ..paths import KERNELS, PARAMS, ROOT, SUBMISSIONS, resolve
 from .server import KEY_ENV, SERVER_PIP, SERVER_PIP_NO_DEPS, SKIPPED_WORDS
 
-TASK_MODULES = ("media", "models", "predict", "settings", "submission", "experiments")  # what task.ipynb imports
+TASK_MODULES = ("media", "models", "predict", "parameters", "submission", "experiments")  # what task.ipynb imports
 TRAINING_PACKAGE = "training"  # lib/training/: never shipped (the bundle's closure must not reach it)
 ENTRY = "predict_folder"  # the function task.ipynb runs: the same one as infer.ipynb (lib.predict)
 _MODEL_FILES = ("config.json", "preprocessor_config.json", "*.safetensors", "*.bin", "*.json", "*.txt", "*.md")
@@ -94,7 +95,7 @@ def build(exp: str, model: str | None = None, params_file: str | None = None, ou
         shutil.copy2(ROOT / "lib" / f"{name}.py", bundle / "lib" / f"{name}.py")
     model_rel = f"{BUNDLE_MODEL_DIR}/{_safe_name(source.name)}"
     files = _copy_model(source, bundle / model_rel)
-    task = {**infer_defaults(), **{k: params[k] for k in settings.INFER_KEYS if k in params}, "model": model_rel}
+    task = {**INFER.defaults, **{k: params[k] for k in INFER.keys if k in params}, "model": model_rel}
     nbformat.write(task_notebook(exp, task), bundle / "task.ipynb")
     (bundle / "README.md").write_text(_bundle_readme(exp, model_rel), encoding="utf-8")
     manifest = {"exp": exp, "built": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git": git_info(),
@@ -112,10 +113,10 @@ import lib  # noqa: E402  the bundle's own copy, never an installed one
 
 if Path(lib.__file__).resolve().parent != (BUNDLE / "lib").resolve():
     raise ImportError(f"lib was imported from {lib.__file__}, not from this bundle: run the notebook from its folder")
-from lib import media, models, pipeline, predict, settings  # noqa: E402'''
+from lib import media, models, parameters, pipeline, predict  # noqa: E402'''
 
-_RUN = '''params = settings.collect(globals(), settings.TASK_KEYS, "task.ipynb")
-cfg = settings.check_task(params)
+_RUN = '''params = parameters.TASK.collect(globals())
+cfg = parameters.TASK.check(params)
 import json, resource, shutil, tempfile, time  # noqa: E402
 
 t0 = time.time()
@@ -125,7 +126,8 @@ print(f"{len(media.list_media(cfg['data_dir']))} files; {lm.info['architecture']
       f"P(fake) = classes {lm.fake_indices}; {cfg['options'].crops(lm.size)}")
 load_s = time.time() - t0
 # the one road that infer.ipynb takes too; crops are deleted once read (little disk)
-pred = predict.predict_folder(cfg["data_dir"], lm, cfg["options"], BUNDLE, crop_dir, cfg["workers"], keep_cache=False)
+pred = predict.predict_folder(cfg["data_dir"], lm, cfg["options"], BUNDLE, crop_dir, cfg["workers"], keep_cache=False,
+                              file_timeout=cfg["file_timeout"])  # a file that hangs gets a fallback row
 if not cache_dir:
     shutil.rmtree(crop_dir, ignore_errors=True)
 stats = {"files": len(pred.records), "workers": cfg["workers"], "load_s": load_s, "total_s": time.time() - t0,
@@ -154,14 +156,13 @@ def task_notebook(exp: str, task: dict[str, Any]) -> nbformat.NotebookNode:
     """task.ipynb for the server: pip cell, parameters baked in, inference over ./data, the submit cell."""
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-    values = {**task, "data_dir": "./data", "labels": "", "cache_dir": "", "exp": exp, "model_name": exp}
-    lines = [f"{k}: {type(v).__name__} = {v!r}  # {_HELP.get(k, 'baked in from the experiment')}"
-             for k, v in values.items() if k in settings.TASK_KEYS]
+    server = {k: TASK[k].default for k in ("data_dir", "labels", "cache_dir")}  # never the experiment's local ones
+    values = {**task, **server, "exp": exp, "model_name": exp}
     cells = [new_markdown_cell(f"# {exp}: scoring-server task\n\nBuilt by `python -m lib.bundle build {exp}`; see "
                                "README.md. Run every cell from this folder in an interactive Jupyter session."),
              new_code_cell("!pip install -q -U " + " ".join(f'"{p}"' for p in SERVER_PIP) + "\n"
                            + "!pip install -q --no-deps " + " ".join(f'"{p}"' for p in SERVER_PIP_NO_DEPS)),
-             new_code_cell("\n".join(lines)), new_code_cell(_SETUP), new_code_cell(_RUN), new_code_cell(_SUBMIT)]
+             new_code_cell(TASK.cell(values)), new_code_cell(_SETUP), new_code_cell(_RUN), new_code_cell(_SUBMIT)]
     for i, (cell, tag) in enumerate(zip(cells, (None, "pip", "parameters", None, None, "submit"))):
         cell["id"] = f"cell-{i}"
         if tag:
@@ -169,12 +170,6 @@ def task_notebook(exp: str, task: dict[str, Any]) -> nbformat.NotebookNode:
     nb = new_notebook(cells=cells)
     nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
     return nb
-
-
-_HELP = {"data_dir": "the server's flat test folder", "model": "model folder inside this bundle",
-         "cache_dir": "'' means a temporary folder outside the bundle, deleted after the run",
-         "follow_links": "a link in ./data to a file outside it: True → read it, False → refuse it (a fallback row)",
-         "model_name": "the name aif.submit gives this submission", "exp": "the experiment this bundle was built from"}
 
 
 def _bundle_readme(exp: str, model_rel: str) -> str:
@@ -195,12 +190,3 @@ Built by `python -m lib.bundle build {exp}`, checked by `python -m lib.bundle ch
 Why interactively: `aif.submit` finds the notebook's name with `ipynbname`, which does not work under
 papermill/nbconvert, and it zips the current directory as it is.
 """
-
-
-
-def infer_defaults() -> dict[str, Any]:
-    """The infer notebook's own defaults, read from its parameters cell."""
-    import papermill as pm
-
-    return {k: ast.literal_eval(v["default"]) for k, v in pm.inspect_notebook(str(NOTEBOOKS / "infer.ipynb")).items()}
-

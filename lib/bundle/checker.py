@@ -17,10 +17,11 @@ from typing import Any
 
 import nbformat
 
-from .. import models, settings
+from .. import models
 from ..errors import ModelLoadError, ParameterError
+from ..parameters import DATA_DIR, INFER
 from ..paths import KERNELS, ROOT, SAMPLE
-from .builder import ENTRY, TRAINING_PACKAGE, infer_defaults
+from .builder import ENTRY, TRAINING_PACKAGE
 from .projection import project
 from .server import (_PIP_MODULES, _NEWER_APIS, SERVER_BUDGET_S, SERVER_HAS, SERVER_PIP, SERVER_PIP_NO_DEPS,
                      SERVER_PYTHON, SERVER_WORKERS, SKIPPED_WORDS, key_leaks, server_like_env)
@@ -174,7 +175,7 @@ def _reference(manifest: dict[str, Any], data: Path, workdir: Path) -> tuple[dic
     source = Path(manifest["model_source"])
     model_dir = source if source.is_dir() else None
     note = "the experiment's model folder" if model_dir else "the bundle's model copy (the source folder is gone)"
-    full = {**infer_defaults(), **p}
+    full = {**INFER.defaults, **p}
     lm = models.load_model(str(model_dir or (Path(workdir) / "bundle" / p["model"])), full["device"],
                            full["precision"], full["torch_compile"])
     pred = predict.predict_folder(data, lm, InferOptions.from_params(full), cache_dir=Path(workdir) / "ref-cache",
@@ -194,7 +195,7 @@ def check(exp: str, data: str | Path | None = None, n_files: int = 3000, video_s
           model_speedup: float = 1.0, server_workers: int = SERVER_WORKERS, out_root: Path = KERNELS) -> dict[str, Any]:
     """Check ``kernels/<exp>/`` the way the server will run it; returns the report with its PASS/FAIL verdict."""
     bundle = Path(out_root) / exp
-    data = Path(settings.data_dir(str(data))) if data else SAMPLE / "test"
+    data = DATA_DIR.checked(str(data)) if data else SAMPLE / "test"
     if not data.is_dir():
         raise ParameterError("data", str(data), "a flat folder of media", why="no such folder (make sample creates it)")
     reasons = static_problems(bundle, max_size_mb)

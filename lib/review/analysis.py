@@ -68,8 +68,9 @@ def group_table(scores: pd.DataFrame, threshold: float, by: tuple[str, ...] = ("
     return pd.DataFrame(rows)
 
 
-def reliability(scores: pd.DataFrame, bins: int = 10) -> plt.Figure:
-    """Reliability diagram: share of fakes against mean prob_fake in equal-width bins, with the files per bin."""
+def reliability(scores: pd.DataFrame, bins: int = 10, threshold: float | None = None) -> plt.Figure:
+    """Reliability diagram: share of fakes against mean prob_fake in equal-width bins, with the files per bin (and
+    the threshold as a dashed line when given)."""
     edges = np.linspace(0, 1, bins + 1)
     idx = np.clip(np.digitize(scores["prob_fake"], edges[1:-1]), 0, bins - 1)
     table = scores.assign(bin=idx).groupby("bin").agg(p=("prob_fake", "mean"), fake=("truth", "mean"),
@@ -80,6 +81,10 @@ def reliability(scores: pd.DataFrame, bins: int = 10) -> plt.Figure:
     a.set(ylabel="share of fakes", title="Reliability of prob_fake", xlim=(0, 1), ylim=(0, 1))
     b.bar((edges[:-1] + edges[1:])[table.index] / 2, table["n"], width=1 / bins, color="0.6")
     b.set(xlabel="prob_fake (bin mean)", ylabel="files")
+    if threshold is not None:
+        for ax in (a, b):
+            ax.axvline(threshold, color="k", ls=":", lw=1)
+        a.text(threshold, 0.02, f" threshold {threshold:.3g}", fontsize=7, va="bottom")
     fig.tight_layout()
     return fig
 
@@ -118,19 +123,24 @@ def analyse(scores: pd.DataFrame, threshold: float, crops_of: Crops, n: int = 6)
     return Analysis(errors[shown], group_table(scores, threshold), figures)
 
 
+def labelled_scores(table: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """The prediction rows of labelled files, in prediction order: ``truth`` (0/1) beside ``prob_fake``, ``media``
+    (image/video: the table's ``kind``), the labels' source, kind (of fake) and origin when present, and ``pred_row``
+    (the row of ``table``, i.e. of the prediction's records and frame probabilities)."""
+    extra = [c for c in ("source", "kind", "origin") if c in truth.columns]
+    labels = truth[["filename", "label", *extra]].rename(columns={"label": "truth"})
+    rows = table.rename(columns={"kind": "media"}).assign(pred_row=np.arange(len(table)))
+    scores = rows.merge(labels, on="filename", how="inner").sort_values("pred_row", kind="stable")
+    return scores.reset_index(drop=True)
+
+
 def for_prediction(pred: Any, truth: pd.DataFrame, cache_dir: Path | None = None, n: int = 6) -> Analysis:
     """The analysis of a ``predict.Prediction`` against labels (``filename,label[,source,kind]``): the crops come
     from the crop cache, the per-frame probabilities from the prediction; unlabelled files are left out."""
     from .. import cache
     from ..paths import CROP_CACHE
 
-    extra = [c for c in ("source", "kind") if c in truth.columns]
-    labels = truth[["filename", "label", *extra]].rename(columns={"label": "truth", "kind": "label_kind"})
-    table = pred.table.assign(pred_row=np.arange(len(pred.table)))
-    scores = table.merge(labels, on="filename", how="inner").sort_values("pred_row", kind="stable")
-    if "label_kind" in scores.columns:  # the labels' kind of fake (faceswap, ...) rather than image/video
-        scores = scores.assign(media=scores["kind"], kind=scores["label_kind"]).drop(columns="label_kind")
-    scores = scores.reset_index(drop=True)
+    scores = labelled_scores(pred.table, truth)
 
     def crops_of(row: int) -> tuple[np.ndarray, np.ndarray]:
         i = int(scores.loc[row, "pred_row"])

@@ -1,9 +1,11 @@
 """Exploratory look at a data folder: what the files are, whether they read, where the faces are, and how the folder
-compares with the competition's test set (one face per file, ~5 s videos, .jpg/.png/.mp4)."""
+compares with the competition's test set (one face per file, ~5 s videos, .jpg/.png/.mp4); ``EDA`` is eda.ipynb's
+parameter schema."""
 
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,16 +14,59 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .. import faces, frames, names
-from ..errors import MediaError
+from .. import checks, faces, frames, names
+from ..checks import rule
+from ..errors import MediaError, ParameterError
 from ..media import media_kind
+from ..parameters import CROP, DATA_DIR, EXP, SEED, Param, Schema
 from ..progress import tqdm
 
 ONE_FACE_SHARE = 0.9  # share of sampled frames with exactly one face for a folder to look like "one face per file"
 DURATION_TOLERANCE = 0.5  # a video is "about" the expected length within ± this fraction of it
 
 
-def probe_file(path: Path) -> dict[str, Any]:
+_CROP = {p.name: p for p in CROP}
+
+
+def _extensions(name: str, value: Any) -> tuple[str, ...]:
+    exts = tuple(e.strip().lower() for e in str(value).split(",") if e.strip())
+    if not exts or not all(e.startswith(".") for e in exts):
+        raise ParameterError(name, value, "comma-separated extensions such as '.jpg,.png,.mp4'")
+    return exts
+
+
+def _size(name: str, value: Any) -> int:
+    return value if value == 0 and not isinstance(value, bool) else checks.int_at_least(name, value, 8,
+                                                                                         "an integer ≥ 8 (pixels)")
+
+
+def _exp(name: str, value: Any) -> str:
+    return checks.exp_name(value or datetime.now().strftime("eda-%Y%m%d-%H%M%S"), name)
+
+
+def _resolve(p: dict[str, Any], v: dict[str, Any]) -> dict[str, Any]:
+    return {"data_dir": v["data_dir"], "labels": v["labels"], "size": p["size"] or 224,
+            "extensions": v["expected_exts"], "exp": v["exp"]}
+
+
+EDA = Schema("eda.ipynb", (
+    DATA_DIR.but(help="flat folder of media to explore; relative paths are from the project root"),
+    Param("labels", str, "", 'labels.csv (filename,label[,source]); "" → none', checks.optional_file),
+    Param("sample", int, 40, "files whose faces are surveyed, chosen at random among the readable ones",
+          rule(checks.positive_int, "files whose faces are surveyed")),
+    _CROP["frames"].but(default=8, help="frames per sampled video for the face survey, evenly spaced"),
+    _CROP["detector"], _CROP["detect_width"],
+    _CROP["face_margin"].but(help="crop side / face box side (the crop shown in the grid)"),
+    Param("size", int, 224, "side of the crop the model sees, in pixels", _size),
+    SEED.but(help="random seed of the face-survey sample"),
+    Param("expected_exts", str, ".jpg,.png,.mp4", "file types of the competition's test folder, comma-separated",
+          _extensions),
+    Param("expected_seconds", float, 5.0, "typical video length of the competition's test set, in seconds",
+          rule(checks.positive_number, "a positive number of seconds")),
+    EXP.but(help='run name: outputs go to submissions/<exp>/; "" → eda-<timestamp>', check=_exp)), _resolve)
+
+
+def inspect_file(path: Path) -> dict[str, Any]:
     """What one file is: kind, extension, size, upright resolution and orientation, fps, frames, duration, or why it
     cannot be read (the reason ``lib.frames.read_frames`` gives)."""
     path = Path(path)
@@ -56,8 +101,8 @@ def _video_props(path: Path, count: int) -> dict[str, Any]:
 
 
 def inventory(files: list[Path], labels: pd.DataFrame | None = None, progress: bool = True) -> pd.DataFrame:
-    """One row per media file (``probe_file``), with its label (and source) when labels are given."""
-    table = pd.DataFrame([probe_file(f) for f in tqdm(files, desc="probe", unit="file", disable=not progress)])
+    """One row per media file (``inspect_file``), with its label (and source) when labels are given."""
+    table = pd.DataFrame([inspect_file(f) for f in tqdm(files, desc="inspect", unit="file", disable=not progress)])
     if labels is not None and len(table):
         keep = [c for c in ("filename", "label", "source") if c in labels.columns]
         table = table.merge(labels[keep], on="filename", how="left")

@@ -16,9 +16,11 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from .. import checks
+from ..checks import alternatives, rule
 from ..errors import ParameterError
 from ..experiments import read_record, read_records
 from ..metrics import macro_f1, tune_threshold
+from ..parameters import EXP, SEED, Param, Schema
 from ..paths import SUBMISSIONS
 from ..registry import Registry
 
@@ -76,24 +78,36 @@ class Inputs:
         return list(dict.fromkeys(map(str, found)))
 
 
-def check_params(p: dict[str, Any]) -> dict[str, Any]:
-    """Check every ensemble.ipynb parameter before any work starts; returns resolved values."""
-    exps = parse_runs(p["runs"])
-    ENSEMBLES.get(p["method"])
-    weights = parse_weights(p["weights"], len(exps))
+def _resolve(p: dict[str, Any], v: dict[str, Any]) -> dict[str, Any]:
+    """ensemble.ipynb's resolved values: the runs, the weights, the labels file, the run name."""
+    weights = parse_weights(p["weights"], len(v["runs"]))
     if weights is not None and p["method"] != "weighted":
         raise ParameterError("weights", p["weights"], "'' unless method is 'weighted'")
-    checks.number("threshold", p["threshold"], 0.0, 1.0, "a number in [0, 1]")
-    for name in ("tune_threshold", "allow_model_ensemble"):
-        checks.boolean(name, p[name])
-    checks.positive_int("folds", p["folds"], "cross-validation folds")
-    checks.integer("seed", p["seed"])
-    labels = checks.optional_file("labels", p["labels"])
     needs = "tune_threshold" if p["tune_threshold"] else "weights" if p["method"] == "weighted" and weights is None else ""
-    if needs and labels is None:
+    if needs and v["labels"] is None:
         raise ParameterError(needs, p[needs], why="fitting weights or a threshold needs labels: give labels or "
                              + ("weights" if needs == "weights" else "tune_threshold: False"))
-    return {"runs": exps, "weights": weights, "labels": labels, "exp": checks.exp_name(p["exp"])}
+    return {"runs": v["runs"], "weights": weights, "labels": v["labels"], "exp": v["exp"]}
+
+
+ENSEMBLE = Schema("ensemble.ipynb", (
+    Param("runs", str, "latest", "run names to combine, comma-separated (their submissions/<exp>/predictions.csv); "
+          "latest: the two newest infer runs on the same files", lambda name, value: parse_runs(value)),
+    Param("method", str, "mean", alternatives(ENSEMBLES), rule(checks.choice, ENSEMBLES)),
+    Param("weights", str, "", 'weights for method weighted, comma-separated in the order of runs; "" → fitted on '
+          "labels"),  # checked against runs and method: _resolve
+    Param("threshold", float, 0.5, "combined score ≥ threshold → 1 (fake); for vote 0.5 is a majority, a tie counts "
+          "as fake", rule(checks.number, 0.0, 1.0, "a number in [0, 1]")),
+    Param("tune_threshold", bool, False, "choose the threshold on the labels (cross-validated) instead of the value "
+          "above", checks.boolean),
+    Param("labels", str, "", 'labels.csv (filename,label[,origin]) for local macro F1 and any fitting; "" → none',
+          checks.optional_file),
+    Param("folds", int, 5, "cross-validation folds for fitted weights or threshold",
+          rule(checks.positive_int, "cross-validation folds")),
+    SEED.but(help="random seed of the folds (and of random weights for more than four runs)"),
+    Param("allow_model_ensemble", bool, False, "write a submission from runs of different models (the AIFactory rules "
+          "forbid it)", checks.boolean),
+    EXP), _resolve)
 
 
 LATEST = "latest"  # runs: the two most recent infer runs that predicted the same files

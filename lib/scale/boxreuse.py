@@ -17,14 +17,14 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 from time import perf_counter
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
-from .. import cache, checks, faces, frames, pipeline
+from .. import cache, engines, faces, frames, pipeline
 from ..cache import CropEntry
+from ..engines import FILE_TIMEOUT, Engine, Job, failed_record, peak_rss_mb
 from ..errors import MediaError
 from ..filerecord import FileRecord
 from ..media import media_kind
@@ -32,8 +32,6 @@ from ..options import PrepSettings
 
 MIN_IOU = 0.5  # the face detected on the fake's key frame must overlap the reused box at least this much
 NO_ORIGINAL = "no original among the labelled reals"
-
-Job = tuple[Path, PrepSettings, Path, FileRecord]  # fake, settings, cache folder, the original's record
 
 
 def originals(table: pd.DataFrame) -> tuple[dict[int, int], dict[int, str]]:
@@ -122,13 +120,13 @@ def reuse_entry(path: Path, prep: PrepSettings, original: FileRecord) -> tuple[C
 
 
 def prepare_reused(job: Job) -> FileRecord:
-    """Worker: a fake's record, its crops cut with the original's boxes (cached under ``reuse_key``), or detected as
-    usual with the reason in ``box_reuse``."""
-    path, prep, cache_dir, original = job
+    """Worker: a fake's record (``job.original``: its original's), its crops cut with the original's boxes (cached
+    under ``reuse_key``), or detected as usual with the reason in ``box_reuse``."""
+    path, prep, cache_dir, original = job.path, job.prep, job.cache_dir, job.original
     try:
         key = reuse_key(path, prep, original.key or "")
     except OSError as e:
-        return pipeline._failed(path, f"cannot read the file: {e}")
+        return failed_record(path, f"cannot read the file: {e}")
     hit = cache.load_record(cache_dir, key) if original.key else None
     if hit is not None:
         return hit.but(filename=path.name, key=key, cached=True, decode_s=0.0, detect_s=0.0,
@@ -136,40 +134,30 @@ def prepare_reused(job: Job) -> FileRecord:
     try:
         entry, why = reuse_entry(path, prep, original)
     except Exception as e:  # as in lib.pipeline: one broken file never aborts a run
-        return pipeline._failed(path, f"{type(e).__name__}: {e}", exception=True)
+        return failed_record(path, f"{type(e).__name__}: {e}", exception=True)
     if entry is None:
-        return pipeline._prepare_cached((path, prep, cache_dir, True)).but(box_reuse=f"detected: {why}")
+        return pipeline.prepare_cached(Job(path, prep, cache_dir)).but(box_reuse=f"detected: {why}")
     dest = cache.save(cache_dir, key, entry)
-    return entry.record.but(key=key, cached=False, bytes=dest.stat().st_size, worker_rss_mb=pipeline._peak_rss_mb())
+    return entry.record.but(key=key, cached=False, bytes=dest.stat().st_size, worker_rss_mb=peak_rss_mb())
 
 
-def run_jobs(fn: Callable[[Any], FileRecord], jobs: list[Any], workers: int | Any, progress: bool = True,
-             desc: str = "reuse boxes") -> list[FileRecord]:
-    """``fn`` of every job, in order: in this process, in worker processes, or on a ``lib.scale.cluster`` engine."""
-    if not isinstance(workers, int):
-        failed = lambda job, why: pipeline._failed(job[0], why, exception=True)  # noqa: E731
-        return list(workers.stream(fn, jobs, len(jobs), progress, failed=failed, desc=desc))
-    n = checks.workers(workers)
-    if n == 0 or len(jobs) <= 1:
-        return [fn(j) for j in tqdm(jobs, desc=desc, unit="file", disable=not progress)]
-    stream = pipeline.pool_stream(fn, jobs, min(n, len(jobs)), 4 * n)
-    return list(tqdm(stream, total=len(jobs), desc=desc, unit="file", disable=not progress))
-
-
-def preprocess(table: pd.DataFrame, prep: PrepSettings, cache_dir: Path | None = None, workers: int | Any = -1,
-               progress: bool = True) -> list[FileRecord]:
+def preprocess(table: pd.DataFrame, prep: PrepSettings, cache_dir: Path | None = None,
+               workers: int | Engine = -1, progress: bool = True, cluster: str = "",
+               file_timeout: float = FILE_TIMEOUT) -> list[FileRecord]:
     """Records of ``table``'s files (``file_table`` rows), in order: reals and fakes without an original detected as
-    usual first, then every fake with an original through ``prepare_reused``."""
+    usual first, then every fake with an original through ``prepare_reused``; both rounds on one engine
+    (``lib.engines.opened``: ``cluster`` and ``workers``)."""
     cache_dir = Path(cache_dir or pipeline.CROP_CACHE)
     paths = [Path(p) for p in table["path"]]
     pairs, missing = originals(table)
     first = [i for i in range(len(paths)) if i not in pairs]
-    records: dict[int, FileRecord] = dict(zip(first, pipeline.preprocess([paths[i] for i in first], prep, cache_dir,
-                                                                         workers, progress)))
-    for i, why in missing.items():
-        records[i] = records[i].but(box_reuse=f"detected: {why}")
-    jobs = [(paths[i], prep, cache_dir, records[o]) for i, o in pairs.items()]
-    records.update(zip(pairs, run_jobs(prepare_reused, jobs, workers, progress)))
+    with engines.opened(cluster, workers, file_timeout) as engine:
+        done = pipeline.preprocess([paths[i] for i in first], prep, cache_dir, engine, progress)
+        records: dict[int, FileRecord] = dict(zip(first, done))
+        for i, why in missing.items():
+            records[i] = records[i].but(box_reuse=f"detected: {why}")
+        jobs = [Job(paths[i], prep, cache_dir, original=records[o]) for i, o in pairs.items()]
+        records.update(zip(pairs, engine.stream(prepare_reused, jobs, progress=progress, desc="reuse boxes")))
     return [records[i] for i in range(len(paths))]
 
 

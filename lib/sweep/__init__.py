@@ -9,8 +9,10 @@ study resumes where it stopped; ``optuna trials --storage sqlite:///submissions/
     python -m lib.sweep --notebook infer --fixed params/demo.yaml --space "tta: [none, flip]" --study s1
     papermill notebooks/sweep.ipynb out.ipynb -p notebook infer -p space "tta: [none, flip]" -p study s1
 
-Modules: ``space`` (the search space and its checks), ``trial`` (one papermill run, watched and recorded),
-``study`` (Optuna: samplers, pruning, resume), ``report`` (trials table, best params, plots, rule reminders).
+Modules: ``space`` (the search space and its checks against a notebook's parameters), ``trial`` (one papermill run,
+watched and recorded), ``study`` (the sweep's own parameters; Optuna: samplers, pruning, resume), ``report`` (trials
+table, best params, plots, rule reminders), ``notebooks`` (every kit notebook's schema: ``python -m
+lib.sweep.notebooks`` writes their parameters cells and docs/parameters.md).
 """
 
 from __future__ import annotations
@@ -19,15 +21,11 @@ from typing import Any
 
 from .report import Reporter, best_params_path, save_figures, trials_table
 from .space import Dim, parse_space
-from .study import PARAMETERS, PRUNERS, SAMPLERS, Plan, check, run
+from .study import PRUNERS, SAMPLERS, SWEEP, Plan, check, run
 
-# The defaults of notebooks/sweep.ipynb's parameters cell (a test keeps them equal).
-DEFAULTS: dict[str, Any] = {"notebook": "infer", "space": "tta: [none, flip]\naggregate: [mean, logit_mean]",
-                            "fixed": "params/demo.yaml", "objective": "metrics.macro_f1", "direction": "maximize",
-                            "trials": 4, "timeout": 0, "sampler": "grid", "seed": 0, "parallel": 1,
-                            "pruner": "median", "study": ""}
+DEFAULTS: dict[str, Any] = SWEEP.defaults  # notebooks/sweep.ipynb's defaults (its parameters cell is SWEEP's)
 
-__all__ = ["DEFAULTS", "PARAMETERS", "PRUNERS", "SAMPLERS", "Dim", "Plan", "Reporter", "best_params_path", "check",
+__all__ = ["DEFAULTS", "PRUNERS", "SAMPLERS", "SWEEP", "Dim", "Plan", "Reporter", "best_params_path", "check",
            "parse_space", "run", "save_figures", "sweep", "trials_table"]
 
 

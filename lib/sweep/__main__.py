@@ -6,25 +6,16 @@ import argparse
 import sys
 
 from ..errors import ParameterError
-from . import DEFAULTS, check, run
+from . import SWEEP, check, run
 from .report import format_value
 
 
 def parse_args(argv: list[str] | None = None) -> dict:
+    """The sweep's parameters from the command line: one ``--name`` per parameter of ``SWEEP``, with its default."""
     ap = argparse.ArgumentParser(prog="python -m lib.sweep", description=__doc__)
-    ap.add_argument("--notebook", default=DEFAULTS["notebook"], help="infer | train | ensemble | a path to an .ipynb")
-    ap.add_argument("--space", default=DEFAULTS["space"],
-                    help="YAML mapping parameter → [choices] or {low, high, log, int, step}, or a YAML file")
-    ap.add_argument("--fixed", default=DEFAULTS["fixed"], help="params file the trials start from ('' → defaults)")
-    ap.add_argument("--objective", default=DEFAULTS["objective"], help="dotted path into each trial's run.json")
-    ap.add_argument("--direction", default=DEFAULTS["direction"], help="maximize | minimize")
-    ap.add_argument("--trials", type=int, default=DEFAULTS["trials"], help="trials in the study, all sessions together")
-    ap.add_argument("--timeout", type=float, default=DEFAULTS["timeout"], help="seconds after which no trial starts (0: none)")
-    ap.add_argument("--sampler", default=DEFAULTS["sampler"], help="grid | random | tpe")
-    ap.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="sampler seed")
-    ap.add_argument("--parallel", type=int, default=DEFAULTS["parallel"], help="trials at once (≤ cores)")
-    ap.add_argument("--pruner", default=DEFAULTS["pruner"], help="median | none (training trials, per epoch)")
-    ap.add_argument("--study", default=DEFAULTS["study"], help="study name (resumes when it exists)")
+    for p in SWEEP.params:
+        kind = float if p.name == "timeout" else p.type  # 2.5 seconds is a timeout too
+        ap.add_argument(f"--{p.name}", type=kind, default=p.default, help=p.help.replace("%", "%%"))
     return vars(ap.parse_args(argv))
 
 

@@ -4,7 +4,6 @@ notebook's parameters cell (and, for the kit's notebooks, against its own parame
 from __future__ import annotations
 
 import ast
-import importlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -19,9 +18,6 @@ from ..paths import resolve
 _RANGE_KEYS = {"low", "high", "log", "int", "step"}
 _TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "list": (list,), "dict": (dict,)}
 _SWEEP_OWNS = ("exp",)  # named by the sweep for every trial
-# The kit notebooks' own parameter checks (module:function), run on every value of the space before any trial.
-CHECKERS = {"infer": "lib.settings:check_infer", "train": "lib.training.params:check_params",
-            "ensemble": "lib.review.ensemble:check_params"}
 _GRID_MAX = 1000  # a numeric range expanded for the grid sampler has at most this many values
 
 
@@ -206,12 +202,20 @@ def type_ok(value: Any, kind: str) -> bool:
     return isinstance(value, _TYPES[kind])
 
 
+def kit_schemas() -> dict[str, Any]:
+    """The kit's notebooks a sweep names (``notebook: infer``) and their schemas, whose checks every value of the space
+    passes before any trial (imported when needed: train's imports torch)."""
+    from ..parameters import INFER
+    from ..review.ensemble import ENSEMBLE
+    from ..training.parameters import TRAIN
+
+    return {"infer": INFER, "train": TRAIN, "ensemble": ENSEMBLE}
+
+
 def checker(notebook: str) -> Callable[[dict[str, Any]], Any] | None:
     """The kit notebook's own parameter check (None for another notebook)."""
-    if notebook not in CHECKERS:
-        return None
-    module, func = CHECKERS[notebook].split(":")
-    return getattr(importlib.import_module(module), func)
+    schema = kit_schemas().get(notebook)
+    return schema.check if schema is not None else None
 
 
 def check_values(dims: list[Dim], base: dict[str, Any], parameters: dict[str, dict[str, Any]],

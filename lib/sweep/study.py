@@ -14,7 +14,9 @@ import optuna
 from filelock import FileLock, Timeout
 
 from .. import checks, experiments
+from ..checks import alternatives, rule
 from ..errors import ParameterError
+from ..parameters import SEED, Param, Schema
 from ..paths import NOTEBOOKS, SUBMISSIONS, resolve
 from ..registry import Registry
 from . import report, space, trial as trials
@@ -22,9 +24,7 @@ from .space import Dim, Plan
 
 STORAGE = "study.db"
 DIRECTIONS = ("maximize", "minimize")
-PARAMETERS = ("notebook", "space", "fixed", "objective", "direction", "trials", "timeout", "sampler", "seed",
-              "parallel", "pruner", "study")
-KIT_NOTEBOOKS = ("infer", "train", "ensemble")
+KIT_NOTEBOOKS = ("infer", "train", "ensemble")  # named without a path (space.kit_schemas has their schemas)
 # per-epoch figure of progress.jsonl that stands for an objective while a trial runs, and the sense it improves in
 PROGRESS_KEYS = {"macro_f1": ("val_f1", "maximize"), "val_f1": ("val_f1", "maximize"),
                  "val_auc": ("val_auc", "maximize"), "auc": ("val_auc", "maximize"),
@@ -78,7 +78,7 @@ def resolve_notebook(value: str) -> Path:
 
 def _fixed(value: str | dict, parameters: dict[str, dict[str, Any]], notebook: str, notes: list[str]) -> dict:
     """The fixed parameters file: known names only (another notebook's keys and ``exp`` are dropped, with a note)."""
-    from ..settings import ALL_KEYS
+    from ..parameters import ALL_KEYS
 
     fixed = space.read_yaml_mapping(value, "fixed")
     dropped = sorted(k for k in fixed if k not in parameters and k in ALL_KEYS or k == "exp")
@@ -101,56 +101,80 @@ def _progress_key(objective: str, direction: str, notes: list[str]) -> str | Non
     return key
 
 
-def _counts(p: dict[str, Any]) -> tuple[int, float | None, int]:
-    """trials, timeout (None: no limit) and parallel, checked."""
-    for name in ("trials", "parallel"):
-        if isinstance(p[name], bool) or not isinstance(p[name], int) or p[name] < 1:
-            raise ParameterError(name, p[name], "an integer ≥ 1")
+def _parallel(name: str, value: Any) -> int:
+    """Trials at once: at most this machine's cores."""
     cores = os.cpu_count() or 1
-    if p["parallel"] > cores:
-        raise ParameterError("parallel", p["parallel"], f"1 … {cores} (this machine's cores)",
+    if checks.int_at_least(name, value, 1, "an integer ≥ 1") > cores:
+        raise ParameterError(name, value, f"1 … {cores} (this machine's cores)",
                              why="more trials at once than cores only makes each slower")
-    t = p["timeout"]
-    if isinstance(t, bool) or not isinstance(t, (int, float)) or t < 0:
-        raise ParameterError("timeout", t, "seconds ≥ 0 (0: no limit)")
-    if isinstance(p["seed"], bool) or not isinstance(p["seed"], int):
-        raise ParameterError("seed", p["seed"], "an integer")
-    return p["trials"], (float(t) or None), p["parallel"]
+    return value
+
+
+def _timeout(name: str, value: Any) -> float | None:
+    """Seconds after which no new trial starts; None: no limit."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ParameterError(name, value, "seconds ≥ 0 (0: no limit)")
+    return float(value) or None
+
+
+def _objective(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip(". "):
+        raise ParameterError(name, value, "a dotted path into the trial's run.json, e.g. metrics.macro_f1")
+    return value
 
 
 def check(p: dict[str, Any]) -> Plan:
     """Check every sweep parameter and the whole search space before any trial; returns the plan."""
-    unknown = sorted(set(p) - set(PARAMETERS))
+    unknown = sorted(set(p) - set(SWEEP.keys))
     if unknown:
-        raise ParameterError(unknown[0], p[unknown[0]], PARAMETERS, why="the sweep has no such parameter")
-    notebook = resolve_notebook(p["notebook"])
+        raise ParameterError(unknown[0], p[unknown[0]], SWEEP.keys, why="the sweep has no such parameter")
+    return SWEEP.check(p)
+
+
+def _plan(p: dict[str, Any], v: dict[str, Any]) -> Plan:
+    """The study's plan from the checked parameters: the space and the fixed parameters checked against the notebook."""
+    notebook, trials = v["notebook"], v["trials"]
     kind, notes = notebook.stem, []
     parameters = space.notebook_parameters(notebook)
-    study = checks.exp_name(p["study"] or time.strftime("sweep-%Y%m%d-%H%M%S"))
-    trials, timeout, parallel = _counts(p)
-    if p["direction"] not in DIRECTIONS:
-        raise ParameterError("direction", p["direction"], DIRECTIONS)
-    if not isinstance(p["objective"], str) or not p["objective"].strip(". "):
-        raise ParameterError("objective", p["objective"], "a dotted path into the trial's run.json, e.g. metrics.macro_f1")
     dims = space.parse_space(p["space"], parameters, notebook.name)
     fixed = _fixed(p["fixed"], parameters, notebook.name, notes)
     replaced = sorted(set(fixed) & {d.name for d in dims})
     if replaced:
         notes.append(f"searched, so the fixed value is not used: {', '.join(replaced)}")
     SAMPLERS.get(p["sampler"])(dims, p["seed"], trials)  # a grid needs finite values: checked here
-    PRUNERS.get(p["pruner"])
     trials = _grid_trials(dims, trials, notes) if p["sampler"] == "grid" else trials
-    base = {**{k: v["default"] for k, v in parameters.items()}, **fixed}
+    base = {**{k: spec["default"] for k, spec in parameters.items()}, **fixed}
     if "exp" in parameters:
-        base["exp"] = f"{study}-t0"
+        base["exp"] = f"{v['study']}-t0"
     _check_values(kind, p["objective"], dims, base, parameters)
     epochs = p["pruner"] != "none" and kind not in ("infer", "ensemble")  # those have no epochs to prune on
     progress_key = _progress_key(p["objective"], p["direction"], notes) if epochs else None
-    if parallel > 1 and base.get("workers") == -1:
-        notes.append(f"{parallel} trials at once, each with workers -1 (cores - 1 preprocessing processes): "
+    if v["parallel"] > 1 and base.get("workers") == -1:
+        notes.append(f"{v['parallel']} trials at once, each with workers -1 (cores - 1 preprocessing processes): "
                      "set workers in the fixed params to share the cores")
-    return Plan(dict(p), notebook, kind, dims, fixed, study, p["objective"], p["direction"], trials, timeout,
-                parallel, progress_key, notes, report.rule_notes(kind, p["objective"], dims, base))
+    return Plan(dict(p), notebook, kind, dims, fixed, v["study"], p["objective"], p["direction"], trials,
+                v["timeout"], v["parallel"], progress_key, notes, report.rule_notes(kind, p["objective"], dims, base))
+
+
+SWEEP = Schema("sweep.ipynb", (
+    Param("notebook", str, "infer", f"{alternatives(KIT_NOTEBOOKS)} | the path of another parameterised notebook",
+          lambda name, value: resolve_notebook(value)),
+    Param("space", str, "tta: [none, flip]\naggregate: [mean, logit_mean]", "YAML: parameter → [choices] or {low, "
+          "high, log, int, step}; or a YAML file"),  # checked against the notebook's parameters: _plan
+    Param("fixed", str, "params/demo.yaml", 'params file the trials start from ("" → the notebook\'s defaults)'),
+    Param("objective", str, "metrics.macro_f1", "dotted path into each trial's run.json (train: metrics.loo_mean_auc "
+          "/ loo_worst_auc are the honest ones)", _objective),
+    Param("direction", str, "maximize", alternatives(DIRECTIONS), rule(checks.choice, DIRECTIONS)),
+    Param("trials", int, 4, "trials in the study, earlier sessions of a resumed study included (a grid runs at most "
+          "its size)", rule(checks.int_at_least, 1, "an integer ≥ 1")),
+    Param("timeout", int, 0, "seconds after which no new trial starts in this session (0 → no limit)", _timeout),
+    Param("sampler", str, "grid", alternatives(SAMPLERS), rule(checks.choice, SAMPLERS)),
+    SEED.but(help="sampler seed"),
+    Param("parallel", int, 1, "trials at once (at most the machine's cores)", _parallel),
+    Param("pruner", str, "median", f"{alternatives(PRUNERS)}: stop a training trial whose per-epoch val score trails "
+          "the median", rule(checks.choice, PRUNERS)),
+    Param("study", str, "", 'study name: submissions/<study>/; an existing study resumes; "" → a timestamped name',
+          lambda name, value: checks.exp_name(value or time.strftime("sweep-%Y%m%d-%H%M%S"), name))), _plan)
 
 
 def _grid_trials(dims: list[Dim], trials: int, notes: list[str]) -> int:

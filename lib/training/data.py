@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .. import cache
+from ..engines import FILE_TIMEOUT, Engine
 from ..errors import MediaError, ParameterError
 from ..media import media_kind
 from ..metrics import read_labels
@@ -104,16 +105,18 @@ def file_table(folder: str) -> pd.DataFrame:
                          "media": media_kinds})
 
 
-def load_crops(folders: list[str], prep: PrepSettings, cache_dir: Path | None = None, workers: int | Any = -1,
-               box_reuse: bool = False) -> tuple[CropSet, pd.DataFrame]:
+def load_crops(folders: list[str], prep: PrepSettings, cache_dir: Path | None = None, workers: int | Engine = -1,
+               box_reuse: bool = False, cluster: str = "", file_timeout: float = FILE_TIMEOUT
+               ) -> tuple[CropSet, pd.DataFrame]:
     """Crops of every labelled file of ``folders`` (same crop code and cache as inference), and the files dropped.
 
-    ``workers``: processes, or an engine of ``lib.scale.cluster`` (Dask). ``box_reuse``: fakes cropped with their
-    original's face boxes where ``lib.scale.boxreuse`` allows it (``CropSet.box_reuse`` counts what happened)."""
+    Preprocessing runs where ``cluster`` and ``workers`` say (``lib.engines.opened``), each file within its time
+    limit (``file_timeout``). ``box_reuse``: fakes cropped with their original's face boxes where
+    ``lib.scale.boxreuse`` allows it (``CropSet.box_reuse`` counts what happened)."""
     table = pd.concat([file_table(f) for f in folders], ignore_index=True)
     paths = [Path(p) for p in table["path"]]
-    records = boxreuse.preprocess(table, prep, cache_dir, workers) if box_reuse else \
-        preprocess(paths, prep, cache_dir, workers)
+    records = boxreuse.preprocess(table, prep, cache_dir, workers, cluster=cluster, file_timeout=file_timeout) \
+        if box_reuse else preprocess(paths, prep, cache_dir, workers, cluster=cluster, file_timeout=file_timeout)
     cache_dir = Path(cache_dir or CROP_CACHE)
     crops, index, kept, dropped = [], [], [], []
     for i, r in enumerate(records):

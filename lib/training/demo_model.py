@@ -32,7 +32,7 @@ def extract_features(model: torch.nn.Module, crops: np.ndarray, batch_size: int 
     model.eval()
     with torch.inference_mode():
         for start in tqdm(range(0, len(crops), batch_size), desc="features", unit="batch"):
-            x = models.pixels(crops[start : start + batch_size], data, device)
+            x = models.normalized(crops[start : start + batch_size], data, device)
             out.append(backbones.features(model, x).float().cpu().numpy())
     return np.concatenate(out)
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..backbones import save_model, write_preprocessor_config
-from ..models import TRAINING_FILE, load_model, pixels, predict_crops
+from ..models import TRAINING_FILE, load_model, normalized, predict_crops
 
 ID2LABEL = {0: "real", 1: "fake"}
 RELOAD_TOLERANCE = 1e-4  # largest |ΔP(fake)| allowed between the trained model and its reloaded folder
@@ -33,5 +33,5 @@ def check_saved(out: Path, model: nn.Module, crops: np.ndarray, data: dict[str, 
     lm = load_model(str(out), device="cpu", precision="fp32")
     model = model.to("cpu").eval()
     with torch.inference_mode():
-        ref = torch.softmax(model(pixel_values=pixels(crops, data)).logits.float(), -1)[:, 1].numpy()
+        ref = torch.softmax(model(pixel_values=normalized(crops, data)).logits.float(), -1)[:, 1].numpy()
     return float(abs(predict_crops(lm, crops) - ref).max())

@@ -14,10 +14,8 @@ import pandas as pd
 from .. import backbones
 from ..devices import resolve_device
 from ..experiments import Run
-from ..options import PrepSettings
 from ..progress import tqdm
 from ..review import analysis, plots
-from ..scale import cluster
 from . import data, evaluate, export, loop, sbi, validation
 from .losses import make_loss
 
@@ -25,7 +23,8 @@ PROGRESS = "progress.jsonl"  # one line per epoch, written as training goes (a s
 
 
 class TrainingJob:
-    """One train.ipynb run: ``p`` its parameters, ``cfg`` what ``params.check_params`` resolved, ``run`` its record.
+    """One train.ipynb run: ``p`` its parameters (as recorded), ``cfg`` what ``TRAIN.check`` resolved (``options``: the
+    typed ``TrainOptions`` the run reads, ``o``), ``run`` its record.
 
     ``validate="split"``: one model, early stopping and threshold on a held-back share of the groups.
     ``validate="leave_one_out"``: one model per held-out fake kind (or source) scores files of a generator it never
@@ -33,51 +32,51 @@ class TrainingJob:
     on every file (for the epochs the folds chose with ``monitor="loo_auc"``, else ``epochs``)."""
 
     def __init__(self, p: dict[str, Any], cfg: dict[str, Any], run: Run):
-        self.p, self.cfg, self.run, self.strategy = p, cfg, run, cfg["strategy"]
-        self.loo = p["validate"] == "leave_one_out"
-        loop.seed_everything(p["seed"])
+        self.p, self.o, self.cfg, self.run, self.strategy = p, cfg["options"], cfg, run, cfg["strategy"]
+        self.loo = self.o.validate == "leave_one_out"
+        loop.seed_everything(self.o.seed)
         with run.stage("build_model"):
             self.model, self.data_cfg = self._new_model()
-        self.prep = PrepSettings.from_params(p, self.strategy.crop_size(self.data_cfg["size"]))
+        self.prep = self.o.crop.crops(self.strategy.crop_size(self.data_cfg["size"]))
         self.dropped, self.points, self.loo_table, self.loo_summary = pd.DataFrame(), None, None, None
         self.analysis_files: dict[str, str] | None = None
         self.samples: data.TrainSamples | None = None
 
     def _new_model(self) -> tuple[Any, dict[str, Any]]:
-        return backbones.create(self.p["backbone"], export.ID2LABEL, self.p["dropout"])
+        return backbones.create(self.o.backbone, export.ID2LABEL, self.o.dropout)
 
     def describe(self) -> str:
-        return (f"{type(self.model).__name__} from {self.p['backbone']}: {loop.counts(self.model)['parameters']:,} "
-                f"parameters; crops {self.prep}; validate {self.p['validate']}; outputs → {self.run.dir}, model → "
+        return (f"{type(self.model).__name__} from {self.o.backbone}: {loop.counts(self.model)['parameters']:,} "
+                f"parameters; crops {self.prep}; validate {self.o.validate}; outputs → {self.run.path}, model → "
                 f"{self.cfg['out']}")
 
     def load_data(self) -> pd.DataFrame:
         """Crops of every labelled file (through the crop cache), split by group or dealt into leave-one-out folds;
         returns the split (files and crops per kind on each side) or the folds. Files that gave no crop are kept in
         ``dropped`` with the reason."""
-        p = self.p
-        with self.run.stage("crops"), cluster.engine(self.cfg["cluster"], self.cfg["workers"]) as workers:
+        o = self.o
+        with self.run.stage("crops"):  # worker processes here, or a cluster (cluster): lib.engines
             self.crops, self.dropped = data.load_crops(self.cfg["folders"], self.prep, self.cfg["cache_dir"],
-                                                       workers, p["box_reuse"])
-        if p["box_reuse"]:
+                                                       self.cfg["workers"], o.box_reuse, self.cfg["cluster"],
+                                                       self.cfg["file_timeout"])
+        if o.box_reuse:
             print(f"box reuse: {self.crops.box_reuse}")
         if self.loo:
-            self.folds = validation.folds(self.crops.files, p["leave_out_by"], p["loo_min_files"])
+            self.folds = validation.folds(self.crops.files, o.leave_out_by, o.loo_min_files)
             self.train_rows, self.val_set = self._train_side(np.arange(len(self.crops.files))), None
             self.train_set = self.crops.subset(self.train_rows)
             return validation.describe(self.folds, self.crops.files)
-        train_rows, val_rows = data.split_files(self.crops.files, p["val_fraction"], p["seed"], p["group_by"],
-                                                p["train_on"])
+        train_rows, val_rows = data.split_files(self.crops.files, o.val_fraction, o.seed, o.group_by, o.train_on)
         self.train_rows = train_rows
         self.train_set, self.val_set = self.crops.subset(train_rows), self.crops.subset(val_rows)
-        leak = set(self.train_set.files[p["group_by"]]) & set(self.val_set.files[p["group_by"]])
+        leak = set(self.train_set.files[o.group_by]) & set(self.val_set.files[o.group_by])
         if leak:
             raise RuntimeError(f"groups on both sides of the split: {sorted(leak)[:5]}")
         return data.describe_split(self.crops.files, train_rows, val_rows)
 
     def _train_side(self, rows: np.ndarray) -> np.ndarray:
         """The files of ``rows`` that train (``train_on="real"``: the real ones)."""
-        if self.p["train_on"] == "real":
+        if self.o.train_on == "real":
             rows = rows[self.crops.files["label"].to_numpy()[rows] == 0]
         return rows
 
@@ -85,13 +84,13 @@ class TrainingJob:
         """dlib landmarks of every real crop when self-blending (once, for every fold) and the epoch samples; returns
         a figure of real / pseudo-fake / mask / difference examples, or None."""
         fig = None
-        if self.p["self_blend"]:
+        if self.o.self_blend:
             with self.run.stage("landmarks"):
                 real = (self.crops.labels() == 0) & np.isin(self.crops.file_index, self.train_rows)
                 self.points = np.zeros((len(self.crops.crops), 68, 2), np.float32)
-                self.points[real] = data.crop_landmarks(self.crops.crops[real], self.p["face_margin"])
+                self.points[real] = data.crop_landmarks(self.crops.crops[real], self.o.crop.face_margin)
             pick = np.flatnonzero(real)[np.linspace(0, real.sum() - 1, min(4, real.sum())).astype(int)]
-            fig = sbi.blend_grid(self.crops.crops[pick], self.points[pick], np.random.default_rng(self.p["seed"]),
+            fig = sbi.blend_grid(self.crops.crops[pick], self.points[pick], np.random.default_rng(self.o.seed),
                                  n=len(pick))
             fig.savefig(self.run.dir / "sbi_examples.png", dpi=100)
         self.samples = self._samples(self.train_rows)
@@ -101,7 +100,7 @@ class TrainingJob:
         """The epoch samples of the files ``rows``, with the landmarks of their crops when self-blending."""
         keep = np.isin(self.crops.file_index, rows)  # the subset's crops, in the subset's order
         points = self.points[keep] if self.points is not None else None
-        return data.TrainSamples(self.crops.subset(rows), list(self.p["augment"]), self.p["seed"], points,
+        return data.TrainSamples(self.crops.subset(rows), list(self.o.augment), self.o.seed, points,
                                  fixed_fakes=self.strategy.fixed_fakes)
 
     def prepare(self) -> dict[str, int]:
@@ -109,17 +108,17 @@ class TrainingJob:
         self.model = self.strategy.prepare(self.model)
         self.counts = loop.counts(self.model)
         with self.run.stage("extras"):
-            self.extras = self.strategy.extras(self.samples, self.p["device"])
+            self.extras = self.strategy.extras(self.samples, self.o.device)
         return self.counts
 
     def _settings(self, epochs: int, keep: str) -> loop.Loop:
-        p = self.p
-        return loop.Loop(epochs=epochs, batch_size=p["batch_size"], grad_accum=p["grad_accum"], lr=p["lr"],
-                         weight_decay=p["weight_decay"], scheduler=p["scheduler"], monitor=p["monitor"],
-                         patience=p["patience"], precision=p["precision"], device=p["device"], keep=keep)
+        o = self.o
+        return loop.Loop(epochs=epochs, batch_size=o.batch_size, grad_accum=o.grad_accum, lr=o.lr,
+                         weight_decay=o.weight_decay, scheduler=o.scheduler, monitor=o.monitor, patience=o.patience,
+                         precision=o.precision, device=o.device, keep=keep)
 
     def _loss(self) -> Callable:
-        return make_loss(self.p["loss"], self.p["label_smoothing"], self.p["focal_gamma"])
+        return make_loss(self.o.loss, self.o.label_smoothing, self.o.focal_gamma)
 
     def train(self) -> tuple[pd.DataFrame, Any]:
         """Train (after the leave-one-out folds, when asked); returns the history and the curves figure (both saved)."""
@@ -130,7 +129,7 @@ class TrainingJob:
             with open(progress, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row, default=float) + "\n")
 
-        epochs = self.p["epochs"]
+        epochs = self.o.epochs
         if self.loo:
             with self.run.stage("leave_one_out"):
                 epochs = self._run_folds()
@@ -145,8 +144,8 @@ class TrainingJob:
 
     def _run_folds(self) -> int:
         """Train and score every leave-one-out fold; keeps each fold's held-out scores; returns the final epochs."""
-        p = self.p
-        epochs = p["loo_epochs"] or p["epochs"]
+        o = self.o
+        epochs = o.loo_epochs or o.epochs
         self.fold_scores, histories, self.parts = [], [], []
         with tqdm(total=len(self.folds) * epochs, desc="leave-one-out (folds × epochs)", unit="epoch") as bar:
             for fold in self.folds:
@@ -156,8 +155,8 @@ class TrainingJob:
                 histories.append(history.assign(held_out=fold.name))
         self.fold_history = pd.concat(histories, ignore_index=True)
         self.fold_history.to_csv(self.run.dir / "loo_history.csv", index=False)
-        if p["monitor"] != "loo_auc":
-            return p["epochs"]
+        if o.monitor != "loo_auc":
+            return o.epochs
         counted = self.fold_history[~self.fold_history["held_out"].isin([f.name for f in self.folds if f.too_few])]
         by_epoch = counted.groupby("epoch")["val_auc"].mean()
         print(f"leave-one-out mean AUC by epoch: {by_epoch.round(4).to_dict()} → final model: {by_epoch.idxmax()} epochs")
@@ -169,12 +168,12 @@ class TrainingJob:
         model = self.strategy.prepare(model)
         samples = self._samples(self._train_side(fold.train))
         held_out = self.crops.subset(fold.test)
-        extras = self.strategy.extras(samples, self.p["device"])
+        extras = self.strategy.extras(samples, self.o.device)
         model, history = self.strategy.fit(model, samples, held_out, data_cfg, self._settings(epochs, "last"),
                                            self._loss(), extras, on_epoch=tick)
         model = self.strategy.finalize(model)
-        logits = loop.predict(model, held_out.crops, data_cfg, resolve_device(self.p["device"]),
-                              precision=self.p["precision"])
+        logits = loop.predict(model, held_out.crops, data_cfg, resolve_device(self.o.device),
+                              precision=self.o.precision)
         self.parts.append((held_out, _fake_prob(logits)))
         return evaluate.file_scores(held_out, logits, self.strategy.aggregate)["prob_fake"].to_numpy(), history
 
@@ -183,7 +182,7 @@ class TrainingJob:
         threshold is chosen on those scores; returns the per-kind (per held-out group) report and a histogram."""
         self.model = self.strategy.finalize(self.model)
         scores = self._loo_scores() if self.loo else self._val_scores()
-        self.threshold, f1_at = evaluate.choose_threshold(scores, self.p["threshold_rule"], self.p["threshold_reals"])
+        self.threshold, f1_at = evaluate.choose_threshold(scores, self.o.threshold_rule, self.o.threshold_reals)
         self.val_metrics = {**evaluate.file_metrics(scores, 0.5), "threshold": self.threshold,
                             "val_f1_at_threshold": f1_at}
         self.report = evaluate.kind_report(scores, self.threshold)
@@ -197,8 +196,8 @@ class TrainingJob:
 
     def _val_scores(self) -> pd.DataFrame:
         with self.run.stage("validate"):
-            logits = loop.predict(self.model, self.val_set.crops, self.data_cfg, resolve_device(self.p["device"]),
-                                  precision=self.p["precision"])
+            logits = loop.predict(self.model, self.val_set.crops, self.data_cfg, resolve_device(self.o.device),
+                                  precision=self.o.precision)
         self.parts = [(self.val_set, _fake_prob(logits))]
         return evaluate.file_scores(self.val_set, logits, self.strategy.aggregate)
 
@@ -206,7 +205,7 @@ class TrainingJob:
         """Every fold's held-out files with their scores (a real held out by two folds appears twice)."""
         files = self.crops.files
         self.loo_table, self.loo_summary = validation.evaluate(self.folds, self.fold_scores, files,
-                                                               self.p["threshold_rule"], self.p["threshold_reals"])
+                                                               self.o.threshold_rule, self.o.threshold_reals)
         self.loo_table.to_csv(self.run.dir / "loo_by_group.csv", index=False)
         return pd.concat([files.iloc[f.test].assign(prob_fake=s, held_out=f.name)
                           for f, s in zip(self.folds, self.fold_scores)], ignore_index=True)
@@ -231,7 +230,7 @@ class TrainingJob:
         m = self.val_metrics
         if self.loo:
             s = self.loo_summary
-            return (f"leave-one-{self.p['leave_out_by']}-out over {s['counted']} groups (too few fakes: "
+            return (f"leave-one-{self.o.leave_out_by}-out over {s['counted']} groups (too few fakes: "
                     f"{s['too_few'] or 'none'}): mean AUC {s['mean_auc']:.4f}, worst {s['worst_auc']:.4f} "
                     f"({s['worst']}), within media {s['mean_auc_within_media']:.4f}; macro F1 {s['mean_f1']:.4f} and "
                     f"reals called real {s['reals_called_real']:.3f} at thresholds chosen on the other folds; final "
@@ -245,25 +244,25 @@ class TrainingJob:
             s = self.loo_summary
             m.update(macro_f1=s["mean_f1"], loo_mean_auc=s["mean_auc"], loo_worst_auc=s["worst_auc"],
                      loo_worst=s["worst"], loo_mean_f1=s["mean_f1"], loo_reals_called_real=s["reals_called_real"],
-                     loo_mean_auc_within_media=s["mean_auc_within_media"], loo_by=self.p["leave_out_by"])
+                     loo_mean_auc_within_media=s["mean_auc_within_media"], loo_by=self.o.leave_out_by)
         return m
 
     def save(self) -> dict[str, Any]:
         """Write the model folder, check that it reloads to the same P(fake), and write the run record."""
-        p, cfg = self.p, self.cfg
+        o, cfg = self.o, self.cfg
         check_crops = self.val_set.crops if self.val_set is not None else self.crops.crops[:64]
-        speed = loop.measure_speed(self.model, check_crops, self.data_cfg, p["device"])
-        extra = self.strategy.report(self.model, self.val_set, speed, p["device"])
-        training = {"exp": cfg["exp"], "strategy": p["strategy"], "backbone": p["backbone"], "threshold": self.threshold,
+        speed = loop.measure_speed(self.model, check_crops, self.data_cfg, o.device)
+        extra = self.strategy.report(self.model, self.val_set, speed, o.device)
+        training = {"exp": cfg["exp"], "strategy": o.strategy, "backbone": o.backbone, "threshold": self.threshold,
                     "aggregate": self.strategy.aggregate,
-                    "val": self._metrics(), "params": p, "git": self.run.record["git"], "crops": self.prep.__dict__}
+                    "val": self._metrics(), "params": self.p, "git": self.run.record["git"], "crops": self.prep.__dict__}
         export.save(self.model, cfg["out"], self.data_cfg, training)
         max_diff = export.check_saved(cfg["out"], self.model, loop.fit_size(check_crops[:16], self.data_cfg["size"]),
                                       self.data_cfg)
         if not max_diff < export.RELOAD_TOLERANCE:
             raise RuntimeError(f"the saved model does not reproduce the trained one (max |ΔP| {max_diff:.2e})")
         record = self.run.finish(
-            model_dir=str(cfg["out"]), backbone=p["backbone"], strategy=p["strategy"],
+            model_dir=str(cfg["out"]), backbone=o.backbone, strategy=o.strategy,
             parameters=loop.counts(self.model)["parameters"], trainable=self.counts["trainable"],
             samples=self.samples.counts(), data=self._data_info(), history=self.history.to_dict("records"),
             by_kind=self.report.to_dict("records"), speed=speed, strategy_report=extra, metrics=self._metrics(),

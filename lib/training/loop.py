@@ -16,7 +16,7 @@ from torch import nn
 from ..devices import amp_dtype, autocast, resolve_device
 from ..errors import ParameterError
 from ..faces import resize
-from ..models import pixels
+from ..models import normalized
 from ..progress import tqdm
 from .data import CropSet, TrainSamples
 from .evaluate import file_metrics, file_scores
@@ -40,7 +40,7 @@ def seed_everything(seed: int) -> None:
 
 @dataclass
 class Loop:
-    """Everything the loop needs besides model and data (checked by ``check_params``)."""
+    """Everything the loop needs besides model and data (checked by train.ipynb's schema, ``TRAIN``)."""
 
     epochs: int = 3
     batch_size: int = 16
@@ -77,7 +77,7 @@ def predict(model: nn.Module, crops: np.ndarray, data: dict[str, Any], device: t
     with torch.inference_mode(), autocast(device, amp_dtype(device, precision, training=True)):
         for i in range(0, len(crops), batch_size):
             batch = fit_size(crops[i:i + batch_size], int(data["size"]))
-            out.append(model(pixel_values=pixels(batch, data, device)).logits.float().cpu())
+            out.append(model(pixel_values=normalized(batch, data, device)).logits.float().cpu())
     return torch.cat(out).numpy() if out else np.zeros((0, 2), np.float32)
 
 
@@ -112,7 +112,7 @@ def _epoch(model: nn.Module, samples: TrainSamples, data: dict[str, Any], loop: 
     for b in bar:
         ks = order[b * loop.batch_size:(b + 1) * loop.batch_size]
         imgs, ys = samples.batch(ks)
-        x, y = pixels(fit_size(imgs, int(data["size"])), data, device), torch.from_numpy(ys).long().to(device)
+        x, y = normalized(fit_size(imgs, int(data["size"])), data, device), torch.from_numpy(ys).long().to(device)
         extra = torch.from_numpy(extras[ks]).to(device) if extras is not None else None
         with autocast(device, amp_dtype(device, loop.precision, training=True)):
             loss = strategy.loss(model(pixel_values=x).logits.float(), y, extra, loss_fn)

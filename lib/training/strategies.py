@@ -1,14 +1,16 @@
 """Training strategies as registered objects — feature_extractor, fine_tune, lora, distill.
 
-A strategy is made from the run's parameters (checking the ones it owns) and owns everything that sets it apart:
+A strategy is made from its own options (``Options``: a dataclass of the flat train.ipynb parameters only it reads,
+each declared once with ``lib.options.option``) and owns everything that sets it apart:
 which parameters train (``prepare``), the crop size and sample needs, extra per-sample inputs (``extras``: a
 teacher's logits), the loss, how the trained model becomes a plain Hugging Face model (``finalize``) and what it
 adds to the run's record (``report``). The loop and the notebook call these and nothing else, so a new strategy is
-one class here plus its test.
+one class here (and its options type) plus its test; train.ipynb's schema takes every registered strategy's options.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,7 +19,9 @@ import torch
 from torch import nn
 
 from .. import backbones, checks
+from ..checks import rule
 from ..errors import ParameterError
+from ..options import CheckedOptions, option
 from ..paths import CACHE
 from ..progress import tqdm
 from ..registry import Registry
@@ -30,13 +34,12 @@ class Strategy:
     """Train every parameter; the base of the others (``fine_tune`` with no frozen blocks)."""
 
     name = ""
+    Options: type | None = None  # its own options (flat train.ipynb parameters no other strategy reads), or None
     fixed_fakes = False  # the same pseudo-fakes every epoch (needed when extras are computed once per sample)
     aggregate = "mean"  # how a file's crop scores make its score, in validation (infer's ``aggregate``)
 
-    def __init__(self, p: dict[str, Any]):
-        self.p = p
-        if p.get("teacher"):
-            raise ParameterError("teacher", p["teacher"], "''", why="a teacher is used only by strategy 'distill'")
+    def __init__(self, options: Any = None):
+        self.options = options
 
     def crop_size(self, model_size: int) -> int:
         """The size crops are cached at."""
@@ -77,9 +80,30 @@ def register(cls: type[Strategy]) -> type[Strategy]:
     return STRATEGIES.register(cls.name)(cls)
 
 
-def make(name: str, p: dict[str, Any]) -> Strategy:
-    """The strategy ``name`` for the run's parameters ``p`` (an unknown name lists the valid ones)."""
-    return STRATEGIES.get(name)(p)
+def option_defaults(cls: type[Strategy]) -> dict[str, Any]:
+    """The parameters a strategy owns (its ``Options`` fields) and their defaults."""
+    return {f.name: f.metadata["default"] for f in fields(cls.Options)} if cls.Options is not None else {}
+
+
+def own_options(name: str, p: dict[str, Any]) -> Any:
+    """Strategy ``name``'s own options from flat parameters ``p`` (keys missing from ``p`` at their defaults), or None.
+
+    A parameter of another strategy set away from its default is a ParameterError: it would be silently unused."""
+    cls = STRATEGIES.get(name)
+    own = option_defaults(cls)
+    owners = {n: option_defaults(STRATEGIES.get(n)) for n in STRATEGIES}
+    for key, default in {k: d for o in owners.values() for k, d in o.items() if k not in own}.items():
+        if key in p and p[key] != default:
+            users = " and ".join(repr(n) for n, o in owners.items() if key in o)
+            raise ParameterError(key, p[key], repr(default), why=f"{key} is used only by strategy {users}, and "
+                                 f"strategy is {name!r}")
+    return cls.Options(**{k: p[k] for k in own if k in p}) if cls.Options is not None else None
+
+
+def make(name: str, p: dict[str, Any] | Any) -> Strategy:
+    """The strategy ``name`` with its own options: given, or taken from flat parameters ``p`` (``own_options``); an
+    unknown name lists the valid ones."""
+    return STRATEGIES.get(name)(own_options(name, p) if isinstance(p, dict) else p)
 
 
 def _set_trainable(model: nn.Module, trainable: Callable[[str], bool]) -> nn.Module:
@@ -119,15 +143,43 @@ class FeatureExtractor(Strategy):
         return _set_trainable(model, lambda n: n in head)
 
 
+def _block_list(name: str, value: Any) -> list:
+    if not isinstance(value, (list, tuple)):
+        raise ParameterError(name, value, "a list of block indices and/or 'stem'")
+    return list(value)
+
+
+@dataclass(frozen=True)
+class FineTuneOptions(CheckedOptions):
+    """fine_tune's own options (distill's too)."""
+
+    frozen_blocks: list = option([], 'fine_tune/distill: block indices (negative from the end) and/or "stem" kept '
+                                 "frozen", _block_list)
+
+
 @register
 class FineTune(Strategy):
     """Every parameter but those of ``frozen_blocks``."""
 
     name = "fine_tune"
+    Options = FineTuneOptions
 
     def prepare(self, model: nn.Module) -> nn.Module:
-        frozen = frozen_names(model, list(self.p.get("frozen_blocks") or []))
+        frozen = frozen_names(model, list(self.options.frozen_blocks))
         return _set_trainable(model, lambda n: n not in frozen)
+
+
+@dataclass(frozen=True)
+class LoraOptions(CheckedOptions):
+    """lora's own options."""
+
+    lora_rank: int = option(8, "lora: adapter rank", rule(checks.positive_int, "LoRA rank"))
+    lora_alpha: float = option(16.0, "lora: scaling numerator (scale alpha / rank)",
+                               rule(checks.number, 1e-6, 1e6, "a positive number"))
+    lora_dropout: float = option(0.05, "lora: dropout on the adapter input",
+                                 rule(checks.number, 0.0, 0.9, "a number in [0, 0.9]"))
+    lora_targets: list = option([], "lora: module names; [] → 1x1 convs of EfficientNet, query/value of a ViT",
+                                rule(checks.names, "a list of module names, or [] for the default"))
 
 
 @register
@@ -135,15 +187,15 @@ class Lora(Strategy):
     """PEFT LoRA adapters on ``lora_targets`` (default: the backbone's own choice) and the head; merged when saved."""
 
     name = "lora"
+    Options = LoraOptions
 
     def prepare(self, model: nn.Module) -> nn.Module:
         from peft import LoraConfig, get_peft_model
 
-        p = self.p
-        targets = list(p["lora_targets"]) if p.get("lora_targets") else backbones.lora_targets(model)
-        config = LoraConfig(r=int(p["lora_rank"]), lora_alpha=float(p["lora_alpha"]),
-                            lora_dropout=float(p["lora_dropout"]), target_modules=targets,
-                            modules_to_save=[backbones.head_name(model)])
+        o = self.options
+        targets = list(o.lora_targets) if o.lora_targets else backbones.lora_targets(model)
+        config = LoraConfig(r=int(o.lora_rank), lora_alpha=float(o.lora_alpha), lora_dropout=float(o.lora_dropout),
+                            target_modules=targets, modules_to_save=[backbones.head_name(model)])
         return get_peft_model(model, config)
 
     def finalize(self, model: nn.Module) -> nn.Module:
@@ -151,20 +203,33 @@ class Lora(Strategy):
         return super().finalize(model.merge_and_unload())
 
 
+@dataclass(frozen=True)
+class DistillOptions(FineTuneOptions):
+    """distill's own options (the student fine-tunes: fine_tune's too)."""
+
+    teacher: str = option("", "distill: the teacher model folder or hub id",
+                          lambda name, value: checks.model_source(value, name) if value else value)
+    distill_alpha: float = option(0.5, "distill: weight of the hard-label loss; 1 - alpha goes to the soft (KL) loss",
+                                  rule(checks.number, 0.0, 1.0, "a number in [0, 1]"))
+    distill_temperature: float = option(4.0, "distill: softmax temperature T (the KL term is scaled by T squared)",
+                                        checks.positive_number)
+
+
 @register
 class Distill(FineTune):
     """A student trained like fine_tune on α·hard loss + (1−α)·T²·KL against a teacher's cached soft labels."""
 
     name = "distill"
+    Options = DistillOptions
     fixed_fakes = True  # the teacher's logits are computed once, on the same pseudo-fakes every epoch
 
-    def __init__(self, p: dict[str, Any]):
-        if not p.get("teacher"):
-            raise ParameterError("teacher", p.get("teacher"), "a trained model folder or hub id",
+    def __init__(self, options: DistillOptions):
+        if not options.teacher:
+            raise ParameterError("teacher", options.teacher, "a trained model folder or hub id",
                                  why="strategy 'distill' needs a teacher")
-        self.p, self.teacher = p, checks.model_source(p["teacher"], "teacher")
-        self.alpha = checks.number("distill_alpha", p["distill_alpha"], 0.0, 1.0, "a number in [0, 1]")
-        self.temperature = checks.positive_number("distill_temperature", p["distill_temperature"])
+        super().__init__(options)
+        self.teacher = checks.model_source(options.teacher, "teacher")
+        self.alpha, self.temperature = float(options.distill_alpha), float(options.distill_temperature)
 
     def crop_size(self, model_size: int) -> int:
         """The teacher's size when it is bigger: it sees its own resolution, the student the same crops resized."""
@@ -200,7 +265,7 @@ def soft_label_key(teacher: str, data: CropSet, items: list[tuple[int, bool]], s
 def teacher_logits(teacher: str, samples: TrainSamples, cache_dir: Path = CACHE, batch_size: int = 64,
                    device: str = "auto") -> np.ndarray:
     """The teacher's logits on every (un-augmented) training sample, computed once and cached on disk."""
-    from ..models import load_model, pixels
+    from ..models import load_model, normalized
 
     key = soft_label_key(teacher, samples.data, samples.items, samples.seed)
     path = Path(cache_dir) / "teacher" / f"{key}.npy"
@@ -212,7 +277,7 @@ def teacher_logits(teacher: str, samples: TrainSamples, cache_dir: Path = CACHE,
     for i in tqdm(range(0, len(samples), batch_size), desc="teacher soft labels", unit="batch", leave=False):
         imgs = fit_size(np.stack([samples.raw(k)[0] for k in range(i, min(i + batch_size, len(samples)))]), lm.size)
         with torch.inference_mode():
-            out.append(lm.module(pixel_values=pixels(imgs, lm.data, lm.device)).logits.float().cpu().numpy())
+            out.append(lm.module(pixel_values=normalized(imgs, lm.data, lm.device)).logits.float().cpu().numpy())
     logits = np.concatenate(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, logits)
@@ -236,6 +301,38 @@ def compare_teacher(teacher: str, val: CropSet, student_speed: dict[str, float],
             "teacher_val": {**file_metrics(t_scores), "val_f1_best_threshold": choose_threshold(t_scores)[1]}}
 
 
+def _probe_features(name: str, value: Any) -> str:
+    from ..linear_probe import FEATURES  # transformers: imported when a probe is made
+
+    return checks.choice(name, value, FEATURES)
+
+
+@dataclass(frozen=True)
+class ProbeOptions(CheckedOptions):
+    """linear_probe's own options."""
+
+    probe_features: str = option("multi", "linear_probe: multi (stage mean/std + pooled) | stages | head (pooled only)",
+                                 _probe_features)
+    probe_stages: list = option([1, 2, 3, 4, 5, 6], "linear_probe: the backbone stages whose channel mean and std are "
+                                "features", rule(checks.int_list, "stage indices ≥ 0"))
+    probe_tau: float = option(0.0, "linear_probe: keep the features whose fake-vs-real effect is at least tau, one "
+                              "sign, in every fake kind; 0 keeps all",
+                              rule(checks.number, 0.0, 5.0, "a number in [0, 5] (0: every feature; e.g. 0.5: consistent "
+                                   "ones only)"))
+    probe_k: list = option([], "linear_probe: numbers of the most consistent features to choose from by inner "
+                           "leave-one-kind-out, e.g. [4, 8, 16, 32]; [] uses probe_tau",
+                           rule(checks.int_list, "numbers of consistent features to choose from by inner "
+                                "leave-one-kind-out, e.g. [4, 8, 16, 32]; [] to use probe_tau"))
+    probe_c: float = option(0.1, "linear_probe: inverse L2 strength of the logistic regression",
+                            rule(checks.positive_number, "a positive number (inverse L2 strength)"))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.probe_stages and self.probe_features != "head":
+            raise ParameterError("probe_stages", [], "stage indices such as [4, 5, 6]",
+                                 why=f"probe_features {self.probe_features!r} uses stage statistics")
+
+
 @register
 class LinearProbe(Strategy):
     """Frozen backbone features (stage statistics and/or pooled features, ``probe_features``) averaged per file, and a
@@ -244,23 +341,14 @@ class LinearProbe(Strategy):
     for, are one more kind of fake. No epochs: one fit. Score files with ``aggregate: logit_mean``."""
 
     name = "linear_probe"
+    Options = ProbeOptions
     fixed_fakes = True  # features are computed once per crop: the same pseudo-fake every time
     aggregate = "logit_mean"
 
-    def __init__(self, p: dict[str, Any]):
-        super().__init__(p)
-        from .. import linear_probe as probe
-
-        self.features = checks.choice("probe_features", p.get("probe_features", "multi"), probe.FEATURES)
-        self.stages = tuple(_ints("probe_stages", p.get("probe_stages", [1, 2, 3, 4, 5, 6]), "stage indices ≥ 0"))
-        self.tau = checks.number("probe_tau", p.get("probe_tau", 0.0), 0.0, 5.0,
-                                 "a number in [0, 5] (0: every feature; e.g. 0.5: consistent ones only)")
-        self.k = _ints("probe_k", p.get("probe_k", []), "numbers of consistent features to choose from by inner "
-                       "leave-one-kind-out, e.g. [4, 8, 16, 32]; [] to use probe_tau")
-        self.c = checks.positive_number("probe_c", p.get("probe_c", 0.1), "a positive number (inverse L2 strength)")
-        if not self.stages and self.features != "head":
-            raise ParameterError("probe_stages", [], "stage indices such as [4, 5, 6]",
-                                 why=f"probe_features {self.features!r} uses stage statistics")
+    def __init__(self, options: ProbeOptions):
+        super().__init__(options)
+        self.features, self.stages = options.probe_features, tuple(options.probe_stages)
+        self.tau, self.k, self.c = float(options.probe_tau), list(options.probe_k), float(options.probe_c)
         self._memo: dict[str, np.ndarray] = {}  # crop digest -> features, shared by the folds of a run
 
     def prepare(self, model: nn.Module) -> nn.Module:
@@ -323,7 +411,7 @@ class LinearProbe(Strategy):
         import hashlib
 
         from ..devices import resolve_device
-        from ..models import pixels
+        from ..models import normalized
 
         folder = self._feature_cache(model, data)
         keys = [hashlib.blake2b(c.tobytes(), digest_size=16).hexdigest() for c in crops]
@@ -337,7 +425,7 @@ class LinearProbe(Strategy):
                           disable=len(todo) < 128):
             idx = todo[start:start + 64]
             with torch.inference_mode():
-                f = model.features(pixels(fit_size(crops[idx], int(data["size"])), data, dev)).float().cpu().numpy()
+                f = model.features(normalized(fit_size(crops[idx], int(data["size"])), data, dev)).float().cpu().numpy()
             for i, row in zip(idx, f):
                 self._memo[keys[i]] = row
                 _save_atomic(folder / keys[i][:2] / f"{keys[i]}.npy", row)
@@ -375,14 +463,6 @@ class LinearProbe(Strategy):
         return {"features": self.features, "stages": list(self.stages), "tau": self.tau, "c": self.c,
                 "k_candidates": self.k, "k_chosen": getattr(self, "k_chosen", None),
                 "k_inner_auc": getattr(self, "k_scores", None), "kept_features": getattr(self, "kept", None)}
-
-
-def _ints(name: str, value: Any, what: str) -> list[int]:
-    """A list of non-negative integers."""
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
-                                                       for v in value):
-        raise ParameterError(name, value, f"a list of integers ({what})")
-    return list(value)
 
 
 def _save_atomic(path: Path, array: np.ndarray) -> None:
