@@ -29,7 +29,7 @@ from .devices import DEVICES, PRECISIONS
 from .engines import FILE_TIMEOUT, Engine
 from .errors import DiskFullError, ModelLoadError, ParameterError
 from .filerecord import FileRecord
-from .models import LoadedModel, resolve_threshold
+from .models import LoadedModel, has_file_head, resolve_threshold
 from .metrics import rank_threshold
 from .options import InferOptions, PrepSettings, is_rank_rule, top_share
 
@@ -59,6 +59,7 @@ def predict_files(files: list[Path], lm: LoadedModel, opts: InferOptions, cache_
     with the highest P(fake) fake (with a shard, of the shard's files); ``Prediction.threshold`` is the cut it made.
 
     A full disk raises ``DiskFullError`` whose ``partial`` is the Prediction of the files done before it."""
+    check_options(lm, opts)
     prep = opts.crops(lm.size)
     rank = is_rank_rule(opts.threshold)
     threshold = 0.5 if rank else resolve_threshold(opts.threshold, lm)
@@ -79,6 +80,21 @@ def predict_files(files: list[Path], lm: LoadedModel, opts: InferOptions, cache_
             e.partial = table(*e.partial)
             raise
         return table(*done)
+
+
+def check_options(lm: LoadedModel, opts: InferOptions) -> None:
+    """What a model asks of the options: a model with a file head (it scores a file from all its crops at once) needs
+    ``aggregate: file_head``, and only such a model takes it; a trace-signal model needs the face margin its signals'
+    geometry was fitted on. A mismatch is a ParameterError before any file is read."""
+    whole = has_file_head(lm)
+    if whole != (opts.aggregate == "file_head"):
+        valid = "file_head" if whole else "mean | median | max | logit_mean | confident"
+        what = "scores" if whole else "has no head that scores"
+        raise ParameterError("aggregate", opts.aggregate, valid, why=f"{lm.name} {what} a file from all its crops at once")
+    margin = getattr(getattr(lm.module, "config", None), "margin", None)
+    if whole and margin is not None and abs(float(margin) - opts.face_margin) > 1e-9:
+        raise ParameterError("face_margin", opts.face_margin, f"{float(margin):g}", why=f"{lm.name}'s trace signals "
+                             f"were fitted on crops with face_margin {float(margin):g}")
 
 
 def predict_folder(data_dir: Path, lm: LoadedModel, opts: InferOptions, out_dir: Path | None = None,

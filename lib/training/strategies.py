@@ -1,4 +1,5 @@
-"""Training strategies as registered objects — feature_extractor, fine_tune, lora, distill.
+"""Training strategies as registered objects — feature_extractor, fine_tune, lora, distill, linear_probe, and
+trace_signals (``lib.training.traces``).
 
 A strategy is made from its own options (``Options``: a dataclass of the flat train.ipynb parameters only it reads,
 each declared once with ``lib.options.option``) and owns everything that sets it apart:
@@ -45,6 +46,10 @@ class Strategy:
         """The size crops are cached at."""
         return int(model_size)
 
+    def configure(self, crops: Any, data_cfg: dict[str, Any]) -> None:
+        """What the strategy needs to know of the crops (``PrepSettings``) and the model's input normalisation before
+        ``prepare``; nothing for most."""
+
     def prepare(self, model: nn.Module) -> nn.Module:
         """The module to train, with ``requires_grad`` set."""
         return _set_trainable(model, lambda n: True)
@@ -65,6 +70,16 @@ class Strategy:
     def finalize(self, model: nn.Module) -> nn.Module:
         """A plain Hugging Face model for inference, every parameter trainable again, in eval mode."""
         return _set_trainable(model, lambda n: True).eval()
+
+    def score(self, model: nn.Module, data: CropSet, data_cfg: dict[str, Any], device: str,
+              precision: str = "auto") -> tuple[np.ndarray, Any]:
+        """Per-crop P(fake) of ``data`` and its files with their P(fake) (``evaluate.file_scores``: the crops'
+        scores aggregated as infer does with ``aggregate``)."""
+        from ..devices import resolve_device
+        from .evaluate import file_scores
+
+        logits = predict(model, data.crops, data_cfg, resolve_device(device), precision=precision)
+        return fake_prob(logits), file_scores(data, logits, self.aggregate)
 
     def report(self, model: nn.Module, val: CropSet | None, speed: dict[str, float],
                device: str) -> dict[str, Any] | None:
@@ -465,6 +480,12 @@ class LinearProbe(Strategy):
                 "k_inner_auc": getattr(self, "k_scores", None), "kept_features": getattr(self, "kept", None)}
 
 
+def fake_prob(logits: np.ndarray) -> np.ndarray:
+    """P(fake) of each crop from its logits (class 1 is fake)."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e[:, 1] / e.sum(axis=1)
+
+
 def _save_atomic(path: Path, array: np.ndarray) -> None:
     """np.save through a temporary file renamed into place (concurrent runs never read half a file)."""
     import os
@@ -483,3 +504,6 @@ def _file_table(val: CropSet, crop_logits: np.ndarray) -> Any:
 
     mean_logit = pd.Series(crop_logits).groupby(val.file_index).mean().reindex(range(len(val.files))).to_numpy()
     return val.files.assign(prob_fake=1 / (1 + np.exp(-mean_logit)))
+
+
+from . import traces  # noqa: E402,F401  registers trace_signals (it builds on Strategy)
