@@ -207,6 +207,24 @@ def rule_table(fold_list: list[Fold], scores: list[np.ndarray], files: pd.DataFr
     return pd.DataFrame(rows)
 
 
+KEYS = ("held_out", "dataset", "filename")  # a held-out file in a run's val_predictions.csv
+
+
+def paired_from_predictions(a: pd.DataFrame, b: pd.DataFrame, counted: list[str],
+                            n_boot: int = BOOTSTRAP) -> Interval:
+    """Mean held-out AUC of run A minus run B over the folds ``counted``, from two leave-one-out runs' held-out scores
+    (val_predictions.csv: held_out, dataset, filename, label, origin, prob_fake) on the same folds, with the interval
+    of the paired difference (whole origins resampled)."""
+    both = a.merge(b, on=list(KEYS), suffixes=("_a", "_b"))
+    if len(both) != len(a) or len(both) != len(b):
+        raise ValueError(f"the two runs held out different files ({len(a)} and {len(b)} rows, {len(both)} in common)")
+    both = both[both["held_out"].isin(counted)]
+    place = {name: i for i, name in enumerate(counted)}
+    coded = 2 * both["held_out"].map(place).to_numpy() + both["label_a"].to_numpy()
+    return paired_difference(coded, both["prob_fake_a"], both["prob_fake_b"], both["origin_a"].astype(str),
+                             mean_over_folds(auc), n_boot, LEVEL)
+
+
 def interval_text(summary: dict[str, Any], key: str, digits: int = 3) -> str:
     """``value [low, high]`` of a summary figure (the value alone when it has no interval)."""
     value, low, high = summary.get(key), summary.get(f"{key}_low"), summary.get(f"{key}_high")
