@@ -162,3 +162,63 @@ def test_rank_rule_calls_the_most_suspicious_share_fake(tmp_path, tiny_vit):
     for bad in ("top:0", "top:1.5", "top:half", "bottom:0.5"):
         with pytest.raises(ParameterError, match="threshold"):
             InferOptions(threshold=bad)
+
+
+def test_a_trace_signal_detector_with_the_rank_rule_bundles_and_checks(tmp_path, traces_model, monkeypatch):
+    """The server road: the bundle ships lib/trace_signals.py, scores by file head with the rank rule, and its check
+    reproduces the kit's own infer."""
+    import json
+
+    from lib import bundle as bundles
+
+    data = _folder(tmp_path / "data")
+    monkeypatch.setenv(bundles.KEY_ENV, "aif-test-key-0123456789")
+    params = {"model": traces_model, "frames": 3, "face_margin": 1.8, "aggregate": "file_head",
+              "threshold": "top:0.5", "workers": 0}
+    (tmp_path / "det.yaml").write_text("\n".join(f"{k}: {json.dumps(v)}" for k, v in params.items()))
+    bundle = bundles.build("det", params_file=str(tmp_path / "det.yaml"), out_root=tmp_path / "kernels")
+    assert (bundle / "lib" / "trace_signals.py").is_file() and not (bundle / "lib" / "training").exists()
+    report = bundles.check("det", data=str(data), n_files=100, out_root=tmp_path / "kernels")
+    assert report["verdict"] == "PASS", report["reasons"]
+    assert report["equivalence"]["files"] == 4 and report["equivalence"]["max_abs_diff"] <= 1e-6
+
+
+@pytest.mark.slow
+def test_train_notebook_fits_trace_signals_held_out_by_folder_and_infer_uses_it(tmp_path):
+    """train.ipynb with the detector's recipe on two tiny data folders, each held out whole, then infer.ipynb with
+    the detector's inference settings and the rank rule."""
+    import json
+    import os
+
+    import papermill as pm
+
+    from lib.paths import NOTEBOOKS
+    from test_train import _train_data
+
+    folders = []
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        folders.append(str(_train_data(tmp_path / name)))
+    work, old = tmp_path / "work", os.environ["KIT_WORKDIR"]
+    os.environ["KIT_WORKDIR"] = str(work)
+    try:
+        pm.execute_notebook(str(NOTEBOOKS / "train.ipynb"), str(tmp_path / "train.ipynb"), progress_bar=False,
+                            parameters={"data": folders, "frames": 3, "face_margin": 1.8, "workers": 0,
+                                        "cache_dir": str(work / "crops"), "strategy": "trace_signals",
+                                        "validate": "leave_one_out", "leave_out_by": "folder", "loo_min_files": 2,
+                                        "exp": "tr1", "out": str(tmp_path / "model")})
+        rec = json.loads((work / "submissions" / "tr1" / "run.json").read_text())
+        m = rec["metrics"]
+        assert [g["held_out"] for g in rec["leave_one_out"]["by_group"]] == ["one", "two"] and m["loo_by"] == "folder"
+        assert m["loo_mean_auc_low"] <= m["loo_mean_auc"] <= m["loo_mean_auc_high"]
+        assert [r["rule"] for r in m["loo_rules"]] == ["max_f1", "reals:0.9", "top:0.5"]
+        assert (work / "submissions" / "tr1" / "loo_threshold_rules.csv").is_file()
+        assert models.read_training(tmp_path / "model")["aggregate"] == "file_head"
+        pm.execute_notebook(str(NOTEBOOKS / "infer.ipynb"), str(tmp_path / "infer.ipynb"), progress_bar=False,
+                            parameters={"data_dir": folders[0], "model": str(tmp_path / "model"), "frames": 3,
+                                        "face_margin": 1.8, "aggregate": "file_head", "threshold": "top:0.5",
+                                        "workers": 0, "exp": "inf1", "cache_dir": str(work / "crops")})
+        sub = pd.read_csv(work / "submissions" / "inf1" / "submission.csv")
+        assert len(sub) == 11 and sub["label"].sum() == round(0.5 * 11)
+    finally:
+        os.environ["KIT_WORKDIR"] = old
