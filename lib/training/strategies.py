@@ -423,28 +423,17 @@ class LinearProbe(Strategy):
     def crop_features(self, model: nn.Module, crops: np.ndarray, data: dict[str, Any], device: str) -> np.ndarray:
         """The probe's feature vector of every crop: memoised by crop content across the folds of a run, and cached
         on disk (``cache/features/<backbone, features and input size>/``) for later runs."""
-        import hashlib
-
         from ..devices import resolve_device
         from ..models import normalized
 
-        folder = self._feature_cache(model, data)
-        keys = [hashlib.blake2b(c.tobytes(), digest_size=16).hexdigest() for c in crops]
-        for k in keys:
-            if k not in self._memo and (folder / k[:2] / f"{k}.npy").is_file():
-                self._memo[k] = np.load(folder / k[:2] / f"{k}.npy")
-        todo = [i for i, k in enumerate(keys) if k not in self._memo]
         dev = resolve_device(device)
         model = model.to(dev).eval()
-        for start in tqdm(range(0, len(todo), 64), desc="probe features", unit="batch", leave=False,
-                          disable=len(todo) < 128):
-            idx = todo[start:start + 64]
+
+        def compute(batch: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                f = model.features(normalized(fit_size(crops[idx], int(data["size"])), data, dev)).float().cpu().numpy()
-            for i, row in zip(idx, f):
-                self._memo[keys[i]] = row
-                _save_atomic(folder / keys[i][:2] / f"{keys[i]}.npy", row)
-        return np.stack([self._memo[k] for k in keys]).astype(np.float64)
+                return model.features(normalized(fit_size(batch, int(data["size"])), data, dev)).float().cpu().numpy()
+
+        return cached_rows(self._memo, self._feature_cache(model, data), crops, compute, 64, "probe features")
 
     def _feature_cache(self, model: nn.Module, data: dict[str, Any]) -> Path:
         """The feature cache folder of this backbone (its weights' digest), feature choice and input data config."""
@@ -478,6 +467,25 @@ class LinearProbe(Strategy):
         return {"features": self.features, "stages": list(self.stages), "tau": self.tau, "c": self.c,
                 "k_candidates": self.k, "k_chosen": getattr(self, "k_chosen", None),
                 "k_inner_auc": getattr(self, "k_scores", None), "kept_features": getattr(self, "kept", None)}
+
+
+def cached_rows(memo: dict[str, np.ndarray], folder: Path, crops: np.ndarray,
+                compute: Callable[[np.ndarray], np.ndarray], batch: int, desc: str) -> np.ndarray:
+    """One feature row per crop (float64): memoised by crop content in ``memo`` (shared by the folds of a run) and
+    cached on disk under ``folder`` for later runs; ``compute`` maps a batch of crops to their rows."""
+    import hashlib
+
+    keys = [hashlib.blake2b(c.tobytes(), digest_size=16).hexdigest() for c in crops]
+    for k in keys:
+        if k not in memo and (folder / k[:2] / f"{k}.npy").is_file():
+            memo[k] = np.load(folder / k[:2] / f"{k}.npy")
+    todo = [i for i, k in enumerate(keys) if k not in memo]
+    for start in tqdm(range(0, len(todo), batch), desc=desc, unit="batch", leave=False, disable=len(todo) < 2 * batch):
+        idx = todo[start:start + batch]
+        for i, row in zip(idx, compute(crops[idx])):
+            memo[keys[i]] = row
+            _save_atomic(folder / keys[i][:2] / f"{keys[i]}.npy", row)
+    return np.stack([memo[k] for k in keys]).astype(np.float64) if keys else np.zeros((0, 0))
 
 
 def fake_prob(logits: np.ndarray) -> np.ndarray:

@@ -9,7 +9,6 @@ probe on ImageNet features, which carry mostly what a face is, not how it was ma
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -24,11 +23,10 @@ from ..checks import rule
 from ..errors import ParameterError
 from ..options import CheckedOptions, option
 from ..paths import CACHE
-from ..progress import tqdm
 from .data import CropSet, TrainSamples
 from .loop import Loop, fit_size
 from .losses import Loss
-from .strategies import Strategy, _save_atomic, _set_trainable, register
+from .strategies import Strategy, _set_trainable, cached_rows, register
 
 MIN_MARGIN = 1.3  # the signals compare the face with its surround: the crop must hold some
 
@@ -82,23 +80,16 @@ class TraceSignals(Strategy):
         from ..devices import resolve_device
         from ..models import normalized
 
-        folder = CACHE / "features" / f"traces-v1-m{self.margin:g}"
-        keys = [hashlib.blake2b(c.tobytes(), digest_size=16).hexdigest() for c in crops]
-        for k in keys:
-            if k not in self._memo and (folder / k[:2] / f"{k}.npy").is_file():
-                self._memo[k] = np.load(folder / k[:2] / f"{k}.npy")
-        todo = [i for i, k in enumerate(keys) if k not in self._memo]
         dev = resolve_device(device)
         model = model.to(dev).eval()
-        for start in tqdm(range(0, len(todo), 32), desc="trace signals", unit="batch", leave=False,
-                          disable=len(todo) < 64):
-            idx = todo[start:start + 32]
+
+        def compute(batch: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                f = model.crop_features(normalized(fit_size(crops[idx], int(data["size"])), data, dev)).float().cpu().numpy()
-            for i, row in zip(idx, f):
-                self._memo[keys[i]] = row
-                _save_atomic(folder / keys[i][:2] / f"{keys[i]}.npy", row)
-        return np.stack([self._memo[k] for k in keys]).astype(np.float64)
+                x = normalized(fit_size(batch, int(data["size"])), data, dev)
+                return model.crop_features(x).float().cpu().numpy()
+
+        folder = CACHE / "features" / f"traces-v1-m{self.margin:g}"
+        return cached_rows(self._memo, folder, crops, compute, 32, "trace signals")
 
     def fit(self, model: nn.Module, samples: TrainSamples, val: CropSet | None, data: dict[str, Any], settings: Loop,
             base: Loss, extras: np.ndarray | None, on_epoch: Callable | None = None) -> tuple[nn.Module, Any]:
