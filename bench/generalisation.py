@@ -47,6 +47,7 @@ RECOMMENDED = yaml.safe_load((ROOT / "params" / "detector-train.yaml").read_text
 COMMON = {"data": RECOMMENDED["data"], "frames": RECOMMENDED["frames"], "backbone": "efficientnet_lite0"}
 V1 = {"strategy": "linear_probe", "probe_features": "multi", "probe_stages": [4, 5, 6], "probe_k": [4, 8, 16, 32],
       "probe_c": 0.1, "threshold_rule": "reals", "threshold_reals": 0.9}
+TRACES = {k: v for k, v in RECOMMENDED.items() if k not in ("exp", "out", "validate", "leave_out_by", "data", "frames")}
 # name -> (what it is, the recipe it builds on (paired difference), train.ipynb parameters over COMMON)
 RECIPES: dict[str, tuple[str, str | None, dict]] = {
     "lr-pooled": ("logistic regression on the frozen ImageNet pooled features (the plain baseline)", None,
@@ -55,10 +56,10 @@ RECIPES: dict[str, tuple[str, str | None, dict]] = {
     "probe-v1": ("detector v1: linear probe, stages 4-6 + pooled, k consistent features by inner LOKO, 90 % of "
                  "reals called real", "lr-pooled", V1),
     "probe-s1-6": ("the same probe on stages 1-6", "probe-v1", {**V1, "probe_stages": [1, 2, 3, 4, 5, 6]}),
-    "traces": ("detector v2 (params/detector-train.yaml): 21 trace signals per crop of the face with its surround, "
-               "mean and spread per file, one regression", "lr-pooled",
-               {k: v for k, v in RECOMMENDED.items() if k not in ("exp", "out", "validate", "leave_out_by", "data",
-                                                                  "frames")}),
+    "traces": ("detector v2 (params/detector-train.yaml): 21 trace signals per crop of the face and a narrow "
+               "surround, mean and spread per file, one regression", "lr-pooled", TRACES),
+    "traces-wide": ("the same on a crop with more surround (face_margin 1.8)", "traces",
+                    {**TRACES, "face_margin": 1.8}),
 }
 PROTOCOLS = {"split": {"validate": "split"},
              "source": {"validate": "leave_one_out", "leave_out_by": "source"},

@@ -1,8 +1,8 @@
 """Trace signals: a detector made of 21 measurements of forgery traces per face crop and one logistic regression on
 their mean and spread over a file's crops (``model_type: kit_traces``).
 
-Each crop is a square around the detected face with a margin (``face_margin``, 1.8 for the recommended detector): the
-face box is its centred square of side S / margin, the rest is the surround. Per crop, on the crop's pixels:
+Each crop is a square around the detected face with a margin (``face_margin``; the kit's 1.3 for the recommended
+detector): the face box is its centred square of side S / margin, the rest is the surround. Per crop, on its pixels:
 
 * sharpness (log variance of the Laplacian) of the face interior, of the surround, their ratio; of the mouth and the
   eye regions and their ratio (a pasted or re-generated lower face is sharper or blurrier than the eyes);
@@ -49,7 +49,7 @@ class KitTracesConfig(PretrainedConfig):
 
     model_type = MODEL_TYPE
 
-    def __init__(self, margin: float = 1.8, image_mean: tuple[float, ...] = (0.485, 0.456, 0.406),
+    def __init__(self, margin: float = 1.3, image_mean: tuple[float, ...] = (0.485, 0.456, 0.406),
                  image_std: tuple[float, ...] = (0.229, 0.224, 0.225), rescale: float = 1 / 255, **kwargs: Any):
         self.margin, self.image_mean, self.image_std, self.rescale = float(margin), list(image_mean), list(image_std), \
             float(rescale)

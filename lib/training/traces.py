@@ -62,7 +62,8 @@ class TraceSignals(Strategy):
         model, which reads 0-255 values)."""
         if crops.face_margin < MIN_MARGIN:
             raise ParameterError("face_margin", crops.face_margin, f"a number ≥ {MIN_MARGIN} for strategy "
-                                 "trace_signals (1.8 recommended)", why="the signals compare the face with its surround")
+                                 "trace_signals (1.3, the default, recommended)",
+                                 why="the signals compare the face with its surround")
         self.margin, self.data = float(crops.face_margin), dict(data_cfg)
 
     def prepare(self, model: nn.Module) -> nn.Module:
