@@ -50,6 +50,14 @@ def confident(p: np.ndarray, high: float = 0.8, low: float = 0.2) -> float:
     return float(np.mean(p))
 
 
+@AGGREGATORS.register("file_head")
+def file_head(p: np.ndarray) -> float:
+    """For models that score a file from all its crops at once (a file head, e.g. strategy trace_signals): the model
+    gives the file's P(fake) itself; per-frame probabilities cannot be combined into it."""
+    raise ValueError("aggregate file_head is the score a model with a file head gives a whole file (e.g. a "
+                     "trace_signals model); this model has none: choose mean, median, max, logit_mean or confident")
+
+
 def aggregate(frame_probs: np.ndarray, name: str) -> float:
     """Aggregate one file's per-frame fake probabilities with the aggregator ``name``."""
     p = np.asarray(frame_probs, dtype=np.float64)

@@ -266,7 +266,7 @@ def load_pretrained(source: str) -> tuple[Any, dict[str, Any]]:
     before it used timm (``kit_efficientnet_lite0``) are read into timm's ``tf_efficientnet_lite0``."""
     from transformers import AutoModelForImageClassification
 
-    from . import linear_probe  # noqa: F401  registers the kit's linear-probe architecture with the Auto classes
+    from . import linear_probe, trace_signals  # noqa: F401  register the kit's own architectures with the Auto classes
 
     if _is_legacy(source):
         return _load_legacy(Path(source))
@@ -279,7 +279,7 @@ def load_labels(source: str) -> dict[int, str]:
     loading its weights."""
     from transformers import AutoConfig
 
-    from . import linear_probe  # noqa: F401
+    from . import linear_probe, trace_signals  # noqa: F401
 
     if _is_legacy(source):
         config = json.loads((Path(source) / "config.json").read_text(encoding="utf-8"))

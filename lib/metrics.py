@@ -111,6 +111,19 @@ def tune_threshold(scores: np.ndarray, y: np.ndarray, default: float = 0.5) -> t
     return float(np.clip(thresholds[k], 0.0, 1.0)), float(f1[k])
 
 
+def rank_threshold(scores: np.ndarray, share: float) -> float:
+    """The threshold of the rank rule: the ``share`` of ``scores`` that are highest are called fake (round(share × n)
+    files; ties at the cut all go one way). It needs no calibration: whatever the scale of the scores on unseen
+    media, the most suspicious ``share`` is called fake."""
+    s = np.sort(np.asarray(scores, float))[::-1]
+    k = int(round(float(share) * len(s)))
+    if not len(s) or k <= 0:
+        return float(s[0]) + 1e-9 if len(s) else 0.5
+    if k >= len(s):
+        return float(s[-1])
+    return float((s[k - 1] + s[k]) / 2) if s[k - 1] > s[k] else float(s[k - 1])
+
+
 def spearman(x: Any, y: Any) -> float:
     """Spearman rank correlation (ties averaged)."""
     return float(pd.Series(np.asarray(x, float)).rank().corr(pd.Series(np.asarray(y, float)).rank()))

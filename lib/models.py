@@ -180,3 +180,31 @@ def predict_crops(lm: LoadedModel, crops: np.ndarray) -> np.ndarray:
         logits = lm.module(pixel_values=model_input(crops, lm)).logits
         probs = torch.softmax(logits.float(), dim=-1)[:, lm.fake_indices].sum(dim=-1)
     return probs.cpu().numpy().astype(np.float64)
+
+
+# ------------------------------------------------------------------ models that score a file from all its crops at once
+
+def has_file_head(lm: LoadedModel) -> bool:
+    """True for a model that scores a file from all its crops at once (``file_logit``, e.g. ``kit_traces``): infer
+    keeps its per-crop features and asks it for the file's score instead of aggregating per-frame probabilities."""
+    return callable(getattr(getattr(lm.module, "_orig_mod", lm.module), "file_logit", None))
+
+
+def crop_outputs(lm: LoadedModel, crops: np.ndarray) -> np.ndarray:
+    """What inference keeps of one batch of crops: P(fake) per crop (N,), or for a model with a file head its
+    per-crop features (N, D)."""
+    if not has_file_head(lm):
+        return predict_crops(lm, crops)
+    module = getattr(lm.module, "_orig_mod", lm.module)
+    with torch.inference_mode():
+        return module.crop_features(model_input(crops, lm)).float().cpu().numpy().astype(np.float64)
+
+
+def file_scores(lm: LoadedModel, features: np.ndarray) -> tuple[float, np.ndarray]:
+    """A file's P(fake) from all its crops' features (the model's file head), and each crop's P(fake) scored alone."""
+    module = getattr(lm.module, "_orig_mod", lm.module)
+    x = torch.from_numpy(np.asarray(features, np.float32)).to(lm.device)
+    with torch.inference_mode():
+        file_logit = float(module.file_logit(x))
+        frame_logit = torch.stack([module.file_logit(row[None]) for row in x]).float().cpu().numpy()
+    return float(1 / (1 + np.exp(-file_logit))), (1 / (1 + np.exp(-frame_logit))).astype(np.float64)

@@ -36,11 +36,37 @@ class CheckedOptions:
                 f.metadata["check"](f.name, getattr(self, f.name))
 
 
+RANK_RULE = "top:"  # threshold "top:q": rank the files by P(fake) and call the top share q fake
+_THRESHOLDS = ("a number in [0, 1], 'model' (the threshold that train.ipynb chose and stored in the model folder), or "
+               "'top:q' with 0 < q < 1 (the most suspicious share q of the files called fake, e.g. top:0.5)")
+
+
+def is_rank_rule(threshold: Any) -> bool:
+    """True for a threshold written as the rank rule ``top:q``."""
+    return isinstance(threshold, str) and threshold.startswith(RANK_RULE)
+
+
+def top_share(threshold: str) -> float:
+    """q of a rank rule ``top:q`` (0 < q < 1); a wrong one is a ParameterError naming ``threshold``."""
+    from .errors import ParameterError
+
+    text = str(threshold)[len(RANK_RULE):] if is_rank_rule(threshold) else ""
+    try:
+        q = float(text)
+    except ValueError:
+        q = float("nan")
+    if not 0.0 < q < 1.0:
+        raise ParameterError("threshold", threshold, _THRESHOLDS)
+    return q
+
+
 def _threshold(name: str, value: Any) -> float | str:
     if value == "model":
         return value
-    return checks.number(name, value, 0.0, 1.0, "a number in [0, 1], or 'model' (the threshold that train.ipynb "
-                         "chose on val and stored in the model folder)")
+    if is_rank_rule(value):
+        top_share(value)
+        return value
+    return checks.number(name, value, 0.0, 1.0, _THRESHOLDS)
 
 
 @dataclass(frozen=True)
@@ -104,7 +130,8 @@ class InferOptions(CropOptions):
     batch_size: int = option(64, "crops per forward pass: bounds memory whatever frames × TTA views",
                              rule(checks.positive_int, "crops per forward pass"))
     threshold: float | str = option(0.5, 'prob_fake ≥ threshold → label 1 (fake); "model": the threshold '
-                                    "train.ipynb stored with the model", _threshold)
+                                    'train.ipynb stored with the model; "top:q": the share q of the files with the '
+                                    "highest prob_fake called fake (a rank rule: no calibration needed)", _threshold)
     fallback_prob: float = option(0.0, "prob_fake of a file with no usable crop (unreadable, or no face with no_face: "
                                   "skip)", rule(checks.number, 0.0, 1.0, "a number in [0, 1]"))
     follow_links: bool = option(True, "a link in data_dir to a file outside it: True → read it, False → refuse it "

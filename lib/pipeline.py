@@ -270,24 +270,42 @@ def _take(pending: list[tuple[int, np.ndarray]], k: int
     return np.concatenate(parts), owners, rest
 
 
+class FrameProbs(dict):
+    """Per-frame P(fake) of each file (row index -> array, TTA views averaged per frame); ``file`` holds the P(fake)
+    that a model with a file head (``models.has_file_head``) gave each file from all its crops at once (empty for
+    other models: the aggregator combines the frames)."""
+
+    def __init__(self, frames: dict[int, np.ndarray] | None = None, file: dict[int, float] | None = None):
+        super().__init__(frames or {})
+        self.file = dict(file or {})
+
+
 def _run_model(lm: Any, views: Iterable[tuple[int, np.ndarray]], n_views: int, batch_size: int,
-               total: int | None, progress: bool) -> tuple[dict[int, np.ndarray], float]:
-    """Per-frame P(fake) per file (views averaged) from a stream of views, in fixed-size batches; and model seconds."""
-    from .models import predict_crops
+               total: int | None, progress: bool) -> tuple[FrameProbs, float]:
+    """Per-frame P(fake) per file (views averaged) from a stream of views, in fixed-size batches (and each file's
+    P(fake) when the model has a file head); and model seconds."""
+    from .models import crop_outputs, file_scores, has_file_head
 
     chunks: dict[int, list[np.ndarray]] = defaultdict(list)
     model_s = 0.0
     with tqdm(total=total, desc="model", unit="crop", disable=not progress) as bar:
         for batch, owners in _batches(views, batch_size):
             t0 = perf_counter()
-            probs = predict_crops(lm, batch)
+            out = crop_outputs(lm, batch)
             model_s += perf_counter() - t0
             start = 0
             for owner, count in owners:
-                chunks[owner].append(probs[start:start + count])
+                chunks[owner].append(out[start:start + count])
                 start += count
             bar.update(len(batch))
-    return {i: np.concatenate(c).reshape(n_views, -1).mean(axis=0) for i, c in chunks.items()}, model_s
+    per_file = {i: np.concatenate(c) for i, c in chunks.items()}
+    per_file = {i: a.reshape(n_views, -1, *a.shape[1:]).mean(axis=0) for i, a in per_file.items()}
+    if not has_file_head(lm):
+        return FrameProbs(per_file), model_s
+    t0 = perf_counter()
+    scored = {i: file_scores(lm, f) for i, f in per_file.items()}
+    return FrameProbs({i: s[1] for i, s in scored.items()}, {i: s[0] for i, s in scored.items()}), \
+        model_s + perf_counter() - t0
 
 
 def predict_frames(lm: Any, records: list[FileRecord], tta_name: str = "none", batch_size: int = 64,
@@ -362,10 +380,12 @@ def file_predictions(records: list[FileRecord], frame_probs: dict[int, np.ndarra
                      threshold: float = 0.5, fallback_prob: float = 0.0, no_face: str = "skip") -> pd.DataFrame:
     """One row per file: prob_fake, label and the fallback used (with its reason)."""
     combine = agg.AGGREGATORS.get(aggregate)
+    whole = getattr(frame_probs, "file", {})  # a model with a file head scored these files from all their crops
     rows = []
     for i, r in enumerate(records):
         fallback, reason = _fallback(r, no_face, i in frame_probs)
-        p = combine(np.asarray(frame_probs[i], np.float64)) if i in frame_probs else float(fallback_prob)
+        p = whole[i] if i in whole else combine(np.asarray(frame_probs[i], np.float64)) if i in frame_probs \
+            else float(fallback_prob)
         rows.append({"filename": r.filename, "kind": r.kind, "prob_fake": p, "label": int(p >= threshold),
                      "frames_read": r.frames_read, "faces_found": r.faces_found, "crops": r.n_crops,
                      "fallback": fallback, "reason": names.escape(reason), "note": names.escape(r.note),

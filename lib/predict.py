@@ -29,8 +29,9 @@ from .devices import DEVICES, PRECISIONS
 from .engines import FILE_TIMEOUT, Engine
 from .errors import DiskFullError, ModelLoadError, ParameterError
 from .filerecord import FileRecord
-from .models import LoadedModel, resolve_threshold
-from .options import InferOptions, PrepSettings
+from .models import LoadedModel, has_file_head, resolve_threshold
+from .metrics import rank_threshold
+from .options import InferOptions, PrepSettings, is_rank_rule, top_share
 
 PREDICTIONS = "predictions.csv"
 
@@ -54,15 +55,22 @@ def predict_files(files: list[Path], lm: LoadedModel, opts: InferOptions, cache_
                   cluster: str = "", file_timeout: float = FILE_TIMEOUT) -> Prediction:
     """Predict ``files`` with ``lm``: crops at the model's size, TTA, aggregation, threshold and fallbacks of ``opts``.
     Preprocessing runs where ``cluster`` and ``workers`` say (``lib.engines.opened``: opened and closed here), each
-    file within its time limit (``file_timeout``).
+    file within its time limit (``file_timeout``). A rank rule ``threshold: top:q`` calls the share q of these files
+    with the highest P(fake) fake (with a shard, of the shard's files); ``Prediction.threshold`` is the cut it made.
 
     A full disk raises ``DiskFullError`` whose ``partial`` is the Prediction of the files done before it."""
+    check_options(lm, opts)
     prep = opts.crops(lm.size)
-    threshold = resolve_threshold(opts.threshold, lm)
+    rank = is_rank_rule(opts.threshold)
+    threshold = 0.5 if rank else resolve_threshold(opts.threshold, lm)
 
     def table(records: list[FileRecord], probs: dict[int, np.ndarray], times: dict[str, float]) -> Prediction:
         rows = pipeline.file_predictions(records, probs, opts.aggregate, threshold, opts.fallback_prob, opts.no_face)
-        return Prediction(rows, records, probs, times, prep, threshold, engine=engine.info())
+        used = threshold
+        if rank and len(rows):  # top:q: the files' own ranking decides, whatever the scale of their scores
+            used = rank_threshold(rows["prob_fake"].to_numpy(), top_share(str(opts.threshold)))
+            rows["label"] = (rows["prob_fake"] >= used).astype(int)
+        return Prediction(rows, records, probs, times, prep, used, engine=engine.info())
 
     with engines.opened(cluster, workers, file_timeout) as engine:
         try:
@@ -72,6 +80,21 @@ def predict_files(files: list[Path], lm: LoadedModel, opts: InferOptions, cache_
             e.partial = table(*e.partial)
             raise
         return table(*done)
+
+
+def check_options(lm: LoadedModel, opts: InferOptions) -> None:
+    """What a model asks of the options: a model with a file head (it scores a file from all its crops at once) needs
+    ``aggregate: file_head``, and only such a model takes it; a trace-signal model needs the face margin its signals'
+    geometry was fitted on. A mismatch is a ParameterError before any file is read."""
+    whole = has_file_head(lm)
+    if whole != (opts.aggregate == "file_head"):
+        valid = "file_head" if whole else "mean | median | max | logit_mean | confident"
+        what = "scores" if whole else "has no head that scores"
+        raise ParameterError("aggregate", opts.aggregate, valid, why=f"{lm.name} {what} a file from all its crops at once")
+    margin = getattr(getattr(lm.module, "config", None), "margin", None)
+    if whole and margin is not None and abs(float(margin) - opts.face_margin) > 1e-9:
+        raise ParameterError("face_margin", opts.face_margin, f"{float(margin):g}", why=f"{lm.name}'s trace signals "
+                             f"were fitted on crops with face_margin {float(margin):g}")
 
 
 def predict_folder(data_dir: Path, lm: LoadedModel, opts: InferOptions, out_dir: Path | None = None,
@@ -172,7 +195,7 @@ def _option_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def _threshold(text: str) -> float | str:
-    return text if text == "model" else float(text)
+    return text if text == "model" or is_rank_rule(text) else float(text)
 
 
 def main(argv: list[str] | None = None) -> None:

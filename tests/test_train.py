@@ -78,7 +78,8 @@ def _model(source):
 
 
 def test_strategy_registry_names_and_a_new_strategy_in_one_class(vit):
-    assert strategies.STRATEGIES.names() == ["feature_extractor", "fine_tune", "lora", "distill", "linear_probe"]
+    assert strategies.STRATEGIES.names() == ["feature_extractor", "fine_tune", "lora", "distill", "linear_probe",
+                                             "trace_signals"]
     with pytest.raises(ParameterError, match="strategy=.svm.*feature_extractor, fine_tune, lora, distill, linear_probe"):
         strategies.make("svm", {})
 

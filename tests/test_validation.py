@@ -49,7 +49,77 @@ def test_folds_keep_groups_whole_and_hold_every_real_only_group_out_once():
 
 
 def test_by_source_makes_one_fold_per_fake_source():
-    assert [f.name for f in validation.folds(_files(), "source")] == ["repo-faceswap", "repo-lipsync", "repo-stylegan"]
+    assert [f.name for f in validation.folds(_files(), "source", min_files=4)] == ["repo-faceswap", "repo-lipsync",
+                                                                                  "repo-stylegan"]
+
+
+def _many_sources() -> pd.DataFrame:
+    """Face swaps from one big generator and three small ones, GAN faces from two small ones, reals in 3 folders."""
+    rows = []
+    for source, kind, n in (("big", "faceswap", 12), ("s1", "faceswap", 3), ("s2", "faceswap", 2),
+                            ("s3", "faceswap", 1), ("g1", "stylegan", 4), ("g2", "stylegan", 3)):
+        rows += [{"filename": f"{source}{i}.jpg", "label": 1, "kind": kind, "source": source,
+                  "origin": f"{source}-{i}", "media": "image", "dataset": "a" if source != "g2" else "b"}
+                 for i in range(n)]
+    rows += [{"filename": f"r{i}.jpg", "label": 0, "kind": "real-photo", "source": "people", "origin": f"p{i}",
+              "media": "image", "dataset": "abc"[i % 3]} for i in range(30)]
+    return pd.DataFrame(rows)
+
+
+def test_small_sources_are_merged_per_kind_and_named():
+    files = _many_sources()
+    folds = validation.folds(files, "source", min_files=5)
+    assert [f.name for f in folds] == ["big", "faceswap: small sources", "stylegan: small sources"]
+    merged = {f.name: f.members for f in folds}
+    assert merged["faceswap: small sources"] == ("s1", "s2", "s3") and merged["big"] == ()
+    assert [f.fakes for f in folds] == [12, 6, 7] and not any(f.too_few for f in folds)
+    assert validation.merged_sources(files, 5) == {"faceswap: small sources": ["s1", "s2", "s3"],
+                                                   "stylegan: small sources": ["g1", "g2"]}
+    table = validation.describe(folds, files)
+    assert table["merged sources"].tolist() == [0, 3, 2]
+    test = files.iloc[folds[1].test]
+    assert set(test.loc[test["label"] == 1, "source"]) == {"s1", "s2", "s3"}
+
+
+def test_folder_folds_hold_each_folder_out_whole():
+    files = _many_sources()
+    folds = validation.folds(files, "folder", min_files=5)
+    assert [f.name for f in folds] == ["a", "b"]
+    for f in folds:
+        assert set(files["dataset"].iloc[f.test]) == {f.name} and f.name not in set(files["dataset"].iloc[f.train])
+        assert len(f.test) == int((files["dataset"] == f.name).sum())
+    assert [f.too_few for f in folds] == [False, True]  # folder b holds 3 fakes
+    with pytest.raises(Exception, match="leave_out_by"):
+        validation.folds(files, "generator")
+
+
+def test_every_held_out_figure_has_an_interval_and_paired_differences_decide():
+    files = _many_sources()
+    folds = validation.folds(files, "source", min_files=5)
+    rng = np.random.default_rng(0)
+    y = files["label"].to_numpy()
+    good = [y[f.test] * 1.0 + rng.normal(0, 0.5, len(f.test)) for f in folds]
+    noise = [rng.normal(0, 0.5, len(f.test)) for f in folds]
+    table, summary = validation.evaluate(folds, good, files, n_boot=200)
+    assert table[["auc_low", "auc_high"]].notna().all().all()
+    assert (table["auc_low"] <= table["auc"]).all() and (table["auc"] <= table["auc_high"]).all()
+    for key in ("mean_auc", "mean_f1", "reals_called_real"):
+        assert summary[f"{key}_low"] <= summary[key] <= summary[f"{key}_high"], key
+    assert summary["worst_auc_low"] <= summary["worst_auc"] <= summary["worst_auc_high"]
+    assert summary["merged"] == {"faceswap: small sources": ["s1", "s2", "s3"], "stylegan: small sources": ["g1", "g2"]}
+    better = validation.paired_mean_difference(folds, good, noise, files, n_boot=200)
+    assert better.value > 0 and better.excludes(0.0)
+    same = validation.paired_mean_difference(folds, good, good, files, n_boot=200)
+    assert same.value == 0 and not same.excludes(0.0)
+
+
+def test_rank_rule_calls_each_folds_own_top_share_fake():
+    files = _many_sources()
+    folds = validation.folds(files, "source", min_files=5)
+    scores = [np.linspace(0, 1, len(f.test)) * (10 if i else 1) for i, f in enumerate(folds)]  # scales differ
+    table, _ = validation.evaluate(folds, scores, files, rule="top:0.5", n_boot=0)
+    for f, s, thr in zip(folds, scores, table["threshold"]):
+        assert (s >= thr).sum() == round(0.5 * len(s))
 
 
 def test_evaluate_reports_small_groups_apart_and_never_uses_a_folds_own_labels():

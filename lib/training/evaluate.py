@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..metrics import macro_f1, tune_threshold
+from ..metrics import macro_f1, rank_threshold, tune_threshold
 from .data import CropSet
 
 
@@ -35,6 +35,13 @@ def file_metrics(scores: pd.DataFrame, threshold: float = 0.5) -> dict[str, floa
 
 
 THRESHOLD_RULES = ("max_f1", "reals")  # the best macro F1 | the threshold_reals share of reals called real
+
+
+def rank_quantile(prob: np.ndarray, rule: str) -> float:
+    """The threshold of the rank rule ``top:q`` on these scores (``lib.metrics.rank_threshold``): no labels used."""
+    from ..options import top_share
+
+    return rank_threshold(prob, top_share(rule))
 
 
 def threshold_of(prob: np.ndarray, y: np.ndarray, rule: str = "max_f1", reals: float = 0.9) -> float:

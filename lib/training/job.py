@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .. import backbones
-from ..devices import resolve_device
 from ..experiments import Run
+from ..metrics import auc, bootstrap
 from ..progress import tqdm
 from ..review import analysis, plots
 from . import data, evaluate, export, loop, sbi, validation
@@ -38,6 +38,7 @@ class TrainingJob:
         with run.stage("build_model"):
             self.model, self.data_cfg = self._new_model()
         self.prep = self.o.crop.crops(self.strategy.crop_size(self.data_cfg["size"]))
+        self.strategy.configure(self.prep, self.data_cfg)
         self.dropped, self.points, self.loo_table, self.loo_summary = pd.DataFrame(), None, None, None
         self.analysis_files: dict[str, str] | None = None
         self.samples: data.TrainSamples | None = None
@@ -172,10 +173,9 @@ class TrainingJob:
         model, history = self.strategy.fit(model, samples, held_out, data_cfg, self._settings(epochs, "last"),
                                            self._loss(), extras, on_epoch=tick)
         model = self.strategy.finalize(model)
-        logits = loop.predict(model, held_out.crops, data_cfg, resolve_device(self.o.device),
-                              precision=self.o.precision)
-        self.parts.append((held_out, _fake_prob(logits)))
-        return evaluate.file_scores(held_out, logits, self.strategy.aggregate)["prob_fake"].to_numpy(), history
+        crop_probs, scores = self.strategy.score(model, held_out, data_cfg, self.o.device, self.o.precision)
+        self.parts.append((held_out, crop_probs))
+        return scores["prob_fake"].to_numpy(), history
 
     def validate(self) -> tuple[pd.DataFrame, Any]:
         """Scores by file: the finalised model on val (split), or every fold's held-out files (leave-one-out); the
@@ -185,6 +185,10 @@ class TrainingJob:
         self.threshold, f1_at = evaluate.choose_threshold(scores, self.o.threshold_rule, self.o.threshold_reals)
         self.val_metrics = {**evaluate.file_metrics(scores, 0.5), "threshold": self.threshold,
                             "val_f1_at_threshold": f1_at}
+        if not self.loo:  # the val AUC's interval, origins resampled
+            ci = bootstrap(scores["label"].to_numpy(), scores["prob_fake"].to_numpy(),
+                           scores["origin"].astype(str).to_numpy(), auc, validation.BOOTSTRAP, validation.LEVEL)
+            self.val_metrics.update(val_auc_low=ci.low, val_auc_high=ci.high)
         self.report = evaluate.kind_report(scores, self.threshold)
         self.scores = scores
         scores.drop(columns=["path"]).to_csv(self.run.dir / "val_predictions.csv", index=False)
@@ -196,10 +200,10 @@ class TrainingJob:
 
     def _val_scores(self) -> pd.DataFrame:
         with self.run.stage("validate"):
-            logits = loop.predict(self.model, self.val_set.crops, self.data_cfg, resolve_device(self.o.device),
-                                  precision=self.o.precision)
-        self.parts = [(self.val_set, _fake_prob(logits))]
-        return evaluate.file_scores(self.val_set, logits, self.strategy.aggregate)
+            crop_probs, scores = self.strategy.score(self.model, self.val_set, self.data_cfg, self.o.device,
+                                                     self.o.precision)
+        self.parts = [(self.val_set, crop_probs)]
+        return scores
 
     def _loo_scores(self) -> pd.DataFrame:
         """Every fold's held-out files with their scores (a real held out by two folds appears twice)."""
@@ -207,6 +211,8 @@ class TrainingJob:
         self.loo_table, self.loo_summary = validation.evaluate(self.folds, self.fold_scores, files,
                                                                self.o.threshold_rule, self.o.threshold_reals)
         self.loo_table.to_csv(self.run.dir / "loo_by_group.csv", index=False)
+        self.loo_rules = validation.rule_table(self.folds, self.fold_scores, files, self.o.threshold_reals)
+        self.loo_rules.to_csv(self.run.dir / "loo_threshold_rules.csv", index=False)
         return pd.concat([files.iloc[f.test].assign(prob_fake=s, held_out=f.name)
                           for f, s in zip(self.folds, self.fold_scores)], ignore_index=True)
 
@@ -228,15 +234,21 @@ class TrainingJob:
 
     def summary(self) -> str:
         m = self.val_metrics
-        if self.loo:
-            s = self.loo_summary
-            return (f"leave-one-{self.o.leave_out_by}-out over {s['counted']} groups (too few fakes: "
-                    f"{s['too_few'] or 'none'}): mean AUC {s['mean_auc']:.4f}, worst {s['worst_auc']:.4f} "
-                    f"({s['worst']}), within media {s['mean_auc_within_media']:.4f}; macro F1 {s['mean_f1']:.4f} and "
-                    f"reals called real {s['reals_called_real']:.3f} at thresholds chosen on the other folds; final "
-                    f"threshold {self.threshold:.3f}")
-        return (f"val (files): macro F1 {m['val_f1']:.4f} at 0.5, {m['val_f1_at_threshold']:.4f} at the chosen "
-                f"threshold {self.threshold:.3f}; AUC {m['val_auc']}")
+        if not self.loo:
+            return (f"val (files): macro F1 {m['val_f1']:.4f} at 0.5, {m['val_f1_at_threshold']:.4f} at the chosen "
+                    f"threshold {self.threshold:.3f}; AUC {validation.interval_text(m, 'val_auc', 4)} (90 % interval, "
+                    f"origins resampled)")
+        s, text = self.loo_summary, validation.interval_text
+        merged = "; ".join(f"{k} = {len(v)} generators" for k, v in s["merged"].items())
+        rules = ", ".join(f"{r.rule} {r.macro_f1:.3f} (reals called real {r.reals_called_real:.2f})"
+                          for r in self.loo_rules.itertuples())
+        return (f"leave-one-{self.o.leave_out_by}-out over {s['counted']} groups (too few fakes: "
+                f"{s['too_few'] or 'none'}{'; merged small sources: ' + merged if merged else ''}): mean AUC "
+                f"{text(s, 'mean_auc', 4)}, worst {text(s, 'worst_auc', 4)} ({s['worst']}), within media "
+                f"{s['mean_auc_within_media']:.4f}; macro F1 {text(s, 'mean_f1', 4)} and reals called real "
+                f"{text(s, 'reals_called_real')} at thresholds chosen on the other folds ({self.o.threshold_rule}); "
+                f"90 % intervals, origins resampled. Macro F1 by threshold rule: {rules}. Final threshold "
+                f"{self.threshold:.3f}")
 
     def _metrics(self) -> dict[str, Any]:
         m = {"macro_f1": self.val_metrics["val_f1_at_threshold"], **self.val_metrics}
@@ -244,7 +256,11 @@ class TrainingJob:
             s = self.loo_summary
             m.update(macro_f1=s["mean_f1"], loo_mean_auc=s["mean_auc"], loo_worst_auc=s["worst_auc"],
                      loo_worst=s["worst"], loo_mean_f1=s["mean_f1"], loo_reals_called_real=s["reals_called_real"],
-                     loo_mean_auc_within_media=s["mean_auc_within_media"], loo_by=self.o.leave_out_by)
+                     loo_mean_auc_within_media=s["mean_auc_within_media"], loo_by=self.o.leave_out_by,
+                     **{f"loo_{k}": s.get(k) for k in ("mean_auc_low", "mean_auc_high", "worst_auc_low",
+                                                       "worst_auc_high", "mean_f1_low", "mean_f1_high",
+                                                       "reals_called_real_low", "reals_called_real_high")},
+                     loo_merged=s["merged"], loo_rules=self.loo_rules.to_dict("records"))
         return m
 
     def save(self) -> dict[str, Any]:
@@ -279,9 +295,3 @@ class TrainingJob:
         if self.val_set is not None:
             out["val"] = data.info(self.val_set)
         return out
-
-
-def _fake_prob(logits: np.ndarray) -> np.ndarray:
-    """P(fake) of each crop from its logits."""
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e[:, 1] / e.sum(axis=1)

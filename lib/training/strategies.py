@@ -1,4 +1,5 @@
-"""Training strategies as registered objects — feature_extractor, fine_tune, lora, distill.
+"""Training strategies as registered objects — feature_extractor, fine_tune, lora, distill, linear_probe, and
+trace_signals (``lib.training.traces``).
 
 A strategy is made from its own options (``Options``: a dataclass of the flat train.ipynb parameters only it reads,
 each declared once with ``lib.options.option``) and owns everything that sets it apart:
@@ -45,6 +46,10 @@ class Strategy:
         """The size crops are cached at."""
         return int(model_size)
 
+    def configure(self, crops: Any, data_cfg: dict[str, Any]) -> None:
+        """What the strategy needs to know of the crops (``PrepSettings``) and the model's input normalisation before
+        ``prepare``; nothing for most."""
+
     def prepare(self, model: nn.Module) -> nn.Module:
         """The module to train, with ``requires_grad`` set."""
         return _set_trainable(model, lambda n: True)
@@ -65,6 +70,16 @@ class Strategy:
     def finalize(self, model: nn.Module) -> nn.Module:
         """A plain Hugging Face model for inference, every parameter trainable again, in eval mode."""
         return _set_trainable(model, lambda n: True).eval()
+
+    def score(self, model: nn.Module, data: CropSet, data_cfg: dict[str, Any], device: str,
+              precision: str = "auto") -> tuple[np.ndarray, Any]:
+        """Per-crop P(fake) of ``data`` and its files with their P(fake) (``evaluate.file_scores``: the crops'
+        scores aggregated as infer does with ``aggregate``)."""
+        from ..devices import resolve_device
+        from .evaluate import file_scores
+
+        logits = predict(model, data.crops, data_cfg, resolve_device(device), precision=precision)
+        return fake_prob(logits), file_scores(data, logits, self.aggregate)
 
     def report(self, model: nn.Module, val: CropSet | None, speed: dict[str, float],
                device: str) -> dict[str, Any] | None:
@@ -408,28 +423,17 @@ class LinearProbe(Strategy):
     def crop_features(self, model: nn.Module, crops: np.ndarray, data: dict[str, Any], device: str) -> np.ndarray:
         """The probe's feature vector of every crop: memoised by crop content across the folds of a run, and cached
         on disk (``cache/features/<backbone, features and input size>/``) for later runs."""
-        import hashlib
-
         from ..devices import resolve_device
         from ..models import normalized
 
-        folder = self._feature_cache(model, data)
-        keys = [hashlib.blake2b(c.tobytes(), digest_size=16).hexdigest() for c in crops]
-        for k in keys:
-            if k not in self._memo and (folder / k[:2] / f"{k}.npy").is_file():
-                self._memo[k] = np.load(folder / k[:2] / f"{k}.npy")
-        todo = [i for i, k in enumerate(keys) if k not in self._memo]
         dev = resolve_device(device)
         model = model.to(dev).eval()
-        for start in tqdm(range(0, len(todo), 64), desc="probe features", unit="batch", leave=False,
-                          disable=len(todo) < 128):
-            idx = todo[start:start + 64]
+
+        def compute(batch: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                f = model.features(normalized(fit_size(crops[idx], int(data["size"])), data, dev)).float().cpu().numpy()
-            for i, row in zip(idx, f):
-                self._memo[keys[i]] = row
-                _save_atomic(folder / keys[i][:2] / f"{keys[i]}.npy", row)
-        return np.stack([self._memo[k] for k in keys]).astype(np.float64)
+                return model.features(normalized(fit_size(batch, int(data["size"])), data, dev)).float().cpu().numpy()
+
+        return cached_rows(self._memo, self._feature_cache(model, data), crops, compute, 64, "probe features")
 
     def _feature_cache(self, model: nn.Module, data: dict[str, Any]) -> Path:
         """The feature cache folder of this backbone (its weights' digest), feature choice and input data config."""
@@ -465,6 +469,31 @@ class LinearProbe(Strategy):
                 "k_inner_auc": getattr(self, "k_scores", None), "kept_features": getattr(self, "kept", None)}
 
 
+def cached_rows(memo: dict[str, np.ndarray], folder: Path, crops: np.ndarray,
+                compute: Callable[[np.ndarray], np.ndarray], batch: int, desc: str) -> np.ndarray:
+    """One feature row per crop (float64): memoised by crop content in ``memo`` (shared by the folds of a run) and
+    cached on disk under ``folder`` for later runs; ``compute`` maps a batch of crops to their rows."""
+    import hashlib
+
+    keys = [hashlib.blake2b(c.tobytes(), digest_size=16).hexdigest() for c in crops]
+    for k in keys:
+        if k not in memo and (folder / k[:2] / f"{k}.npy").is_file():
+            memo[k] = np.load(folder / k[:2] / f"{k}.npy")
+    todo = [i for i, k in enumerate(keys) if k not in memo]
+    for start in tqdm(range(0, len(todo), batch), desc=desc, unit="batch", leave=False, disable=len(todo) < 2 * batch):
+        idx = todo[start:start + batch]
+        for i, row in zip(idx, compute(crops[idx])):
+            memo[keys[i]] = row
+            _save_atomic(folder / keys[i][:2] / f"{keys[i]}.npy", row)
+    return np.stack([memo[k] for k in keys]).astype(np.float64) if keys else np.zeros((0, 0))
+
+
+def fake_prob(logits: np.ndarray) -> np.ndarray:
+    """P(fake) of each crop from its logits (class 1 is fake)."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e[:, 1] / e.sum(axis=1)
+
+
 def _save_atomic(path: Path, array: np.ndarray) -> None:
     """np.save through a temporary file renamed into place (concurrent runs never read half a file)."""
     import os
@@ -483,3 +512,6 @@ def _file_table(val: CropSet, crop_logits: np.ndarray) -> Any:
 
     mean_logit = pd.Series(crop_logits).groupby(val.file_index).mean().reindex(range(len(val.files))).to_numpy()
     return val.files.assign(prob_fake=1 / (1 + np.exp(-mean_logit)))
+
+
+from . import traces  # noqa: E402,F401  registers trace_signals (it builds on Strategy)
