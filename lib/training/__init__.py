@@ -10,11 +10,13 @@ Modules, one concern each:
     evaluate    validation by file: scores, F1/AUC, threshold choice, per-kind report, curves
     loop        the training loop: optimiser, scheduler, early stopping, best weights kept
     strategies  feature_extractor, fine_tune, lora, distill, linear_probe as registered objects, each with its options
+    traces      trace_signals: forgery-trace signals per crop, their mean and spread per file, one regression
     export      the model folder a run writes, and its reload check
     job         a training run step by step (what train.ipynb calls)
     demo_model  the offline demo detector (EfficientNet-Lite0 features + logistic regression): make demo
 """
 
+from . import traces  # noqa: F401  registers trace_signals among the strategies (it builds on Strategy)
 from .job import TrainingJob
 from .parameters import TRAIN, TrainOptions
 

@@ -1,5 +1,6 @@
 """Training strategies as registered objects — feature_extractor, fine_tune, lora, distill, linear_probe, and
-trace_signals (``lib.training.traces``).
+trace_signals (``lib.training.traces``, which builds on ``Strategy`` and registers itself when
+``lib.training`` is imported).
 
 A strategy is made from its own options (``Options``: a dataclass of the flat train.ipynb parameters only it reads,
 each declared once with ``lib.options.option``) and owns everything that sets it apart:
@@ -513,5 +514,3 @@ def _file_table(val: CropSet, crop_logits: np.ndarray) -> Any:
     mean_logit = pd.Series(crop_logits).groupby(val.file_index).mean().reindex(range(len(val.files))).to_numpy()
     return val.files.assign(prob_fake=1 / (1 + np.exp(-mean_logit)))
 
-
-from . import traces  # noqa: E402,F401  registers trace_signals (it builds on Strategy)
