@@ -57,7 +57,7 @@ RECIPES: dict[str, tuple[str, str | None, dict]] = {
                  "reals called real", "lr-pooled", V1),
     "probe-s1-6": ("the same probe on stages 1-6", "probe-v1", {**V1, "probe_stages": [1, 2, 3, 4, 5, 6]}),
     "traces": ("detector v2 (params/detector-train.yaml): 21 trace signals per crop of the face and a narrow "
-               "surround, mean and spread per file, one regression", "lr-pooled", TRACES),
+               "surround, mean and spread per file, one regression", "probe-v1", TRACES),
     "traces-wide": ("the same on a crop with more surround (face_margin 1.8)", "traces",
                     {**TRACES, "face_margin": 1.8}),
 }
