@@ -16,7 +16,7 @@ detector): the face box is its centred square of side S / margin, the rest is th
 
 A file is described by the mean and the standard deviation of each signal over its crops (42 numbers: for a video the
 spread over its frames; 0 for a photo), and scored by a logistic regression fitted by
-``lib.training.strategies.TraceSignals``, with the standardisation folded into one linear layer. Because of the
+``lib.training.traces.TraceSignals``, with the standardisation folded into one linear layer. Because of the
 spread, the score is a function of all of a file's crops at once: the model has a file head (``file_logit``), which
 inference uses instead of an aggregation of per-frame probabilities (``aggregate: file_head``). ``forward`` scores
 each crop as if it were a file of one crop, so the model also loads and runs like any image classifier.
@@ -68,7 +68,7 @@ class KitTracesForImageClassification(PreTrainedModel):
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
-        """A zero head until the regression is folded in (``lib.training.strategies.TraceSignals``)."""
+        """A zero head until the regression is folded in (``lib.training.traces.TraceSignals``)."""
         if isinstance(module, nn.Linear):
             nn.init.zeros_(module.weight)
             nn.init.zeros_(module.bias)
