@@ -279,6 +279,20 @@ def test_threshold_auto_reads_the_models_stored_threshold(tmp_path, tiny_vit):
     assert report.check_threshold(0.4, str(model)) == (0.4, "given")
 
 
+def test_aggregate_auto_is_how_the_model_was_trained_to_score_a_file(tmp_path, tiny_vit):
+    """models/detector (trace_signals) scores a file from all its crops at once: report's default must follow it."""
+    import shutil
+
+    data = _labelled(tmp_path / "d")
+    assert report.REPORT.check(_params(model=str(tiny_vit), data_dir=str(data)))["options"].aggregate == "logit_mean"
+    model = tmp_path / "m"
+    shutil.copytree(tiny_vit, model)
+    (model / "training.json").write_text(json.dumps({"aggregate": "median", "exp": "t"}))
+    assert report.REPORT.check(_params(model=str(model), data_dir=str(data)))["options"].aggregate == "median"
+    assert report.REPORT.check(_params(model=str(model), data_dir=str(data), aggregate="max"))["options"].aggregate \
+        == "max"
+
+
 def test_chosen_files_are_the_worst_mistakes_and_the_surest_right_calls():
     s = pd.DataFrame({"filename": list("abcdef"), "truth": [0, 0, 1, 1, 0, 1],
                       "prob_fake": [0.9, 0.6, 0.1, 0.95, 0.05, 0.45]})

@@ -21,6 +21,7 @@ from .. import cache, checks, media, models, names, predict
 from ..checks import rule
 from ..errors import ParameterError
 from ..experiments import RECORD, read_record
+from ..aggregate import AGGREGATORS
 from ..options import CROP_KEYS, InferOptions
 from ..parameters import CROP, DATA_DIR, DEVICE, EXP, MODEL, SEED, WHERE, Param, Schema, fields_of, labels_overlap
 from ..paths import CACHE, CROP_CACHE, SUBMISSIONS, resolve
@@ -101,11 +102,18 @@ def _labels(q: dict[str, Any], data_dir: Path) -> Path:
     return labels
 
 
+def stored_aggregate(source: str) -> str:
+    """How the model's training scored a file from its crops (``training.json``), else logit_mean."""
+    return (models.read_training(source) or {}).get("aggregate") or "logit_mean"
+
+
 def _resolve(p: dict[str, Any], v: dict[str, Any]) -> dict[str, Any]:
     """The report's settings: the model, folder and options (a finished infer run's when ``run`` is set), the
     labels, the threshold and where it comes from; every path resolved."""
     q, run_dir, record = _given(p)
     source = checks.model_source(q["model"])
+    if q["aggregate"] == AUTO:
+        q = {**q, "aggregate": stored_aggregate(source)}
     data_dir = checks.existing_dir("data_dir", q["data_dir"], "an existing flat folder of .jpg/.png/.mp4 files")
     threshold, threshold_from = check_threshold(q["threshold"], source) if run_dir is None else \
         (q["threshold"], f"used by the infer run {run_dir.name}")
@@ -141,8 +149,9 @@ REPORT = Schema("report.ipynb", (
     _CROP["frames"].but(default=8, help="frames sampled per video, evenly spaced (models/detector was fitted on 8)"),
     *(_CROP[k] for k in CROP_KEYS if k != "frames"),
     *fields_of(InferOptions, "tta"),
-    fields_of(InferOptions, "aggregate")[0].but(default="logit_mean", help=fields_of(InferOptions, "aggregate")[0].help
-                                                + " (logit_mean: how a linear probe is fitted)"),
+    Param("aggregate", str, AUTO, "frames → file: auto (the aggregate train.ipynb stored with the model: file_head for "
+          "trace_signals, logit_mean for a linear probe; logit_mean when it stores none) | "
+          + checks.alternatives(AGGREGATORS), rule(checks.choice, (AUTO, *AGGREGATORS))),
     *fields_of(InferOptions, "batch_size", "fallback_prob"),
     Param("threshold", str, AUTO, "auto: the threshold train.ipynb stored with the model, else 0.5 | model | a number "
           "in [0, 1]"),
