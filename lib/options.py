@@ -36,6 +36,8 @@ class CheckedOptions:
                 f.metadata["check"](f.name, getattr(self, f.name))
 
 
+# the aggregators that combine per-frame probabilities (file_head is a model's own score of a whole file)
+FRAME_AGGREGATES = tuple(name for name in aggregate.AGGREGATORS if name != "file_head")
 RANK_RULE = "top:"  # threshold "top:q": rank the files by P(fake) and call the top share q fake
 _THRESHOLDS = ("a number in [0, 1], 'model' (the threshold that train.ipynb chose and stored in the model folder), or "
                "'top:q' with 0 < q < 1 (the most suspicious share q of the files called fake, e.g. top:0.5)")

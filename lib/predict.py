@@ -31,7 +31,7 @@ from .errors import DiskFullError, ModelLoadError, ParameterError
 from .filerecord import FileRecord
 from .models import LoadedModel, has_file_head, resolve_threshold
 from .metrics import rank_threshold
-from .options import InferOptions, PrepSettings, is_rank_rule, top_share
+from .options import FRAME_AGGREGATES, InferOptions, PrepSettings, is_rank_rule, top_share
 
 PREDICTIONS = "predictions.csv"
 
@@ -88,7 +88,7 @@ def check_options(lm: LoadedModel, opts: InferOptions) -> None:
     geometry was fitted on. A mismatch is a ParameterError before any file is read."""
     whole = has_file_head(lm)
     if whole != (opts.aggregate == "file_head"):
-        valid = "file_head" if whole else "mean | median | max | logit_mean | confident"
+        valid = "file_head" if whole else " | ".join(FRAME_AGGREGATES)
         what = "scores" if whole else "has no head that scores"
         raise ParameterError("aggregate", opts.aggregate, valid, why=f"{lm.name} {what} a file from all its crops at once")
     margin = getattr(getattr(lm.module, "config", None), "margin", None)

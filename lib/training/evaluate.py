@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..metrics import macro_f1, rank_threshold, tune_threshold
+from ..options import is_rank_rule, top_share
 from .data import CropSet
 
 
@@ -37,16 +38,12 @@ def file_metrics(scores: pd.DataFrame, threshold: float = 0.5) -> dict[str, floa
 THRESHOLD_RULES = ("max_f1", "reals")  # the best macro F1 | the threshold_reals share of reals called real
 
 
-def rank_quantile(prob: np.ndarray, rule: str) -> float:
-    """The threshold of the rank rule ``top:q`` on these scores (``lib.metrics.rank_threshold``): no labels used."""
-    from ..options import top_share
-
-    return rank_threshold(prob, top_share(rule))
-
-
 def threshold_of(prob: np.ndarray, y: np.ndarray, rule: str = "max_f1", reals: float = 0.9) -> float:
-    """The threshold of labelled scores: ``max_f1`` (ties towards 0.5) or ``reals`` (the ``reals`` quantile of the
-    real files' scores: that share of reals called real, whatever the fakes do)."""
+    """The threshold of scores by ``rule``: ``max_f1`` (ties towards 0.5) or ``reals`` (the ``reals`` quantile of the
+    real files' scores: that share of reals called real, whatever the fakes do), both from the labels; or the rank
+    rule ``top:q`` (``lib.metrics.rank_threshold``: the scores' own most suspicious share q, labels unused)."""
+    if is_rank_rule(rule):
+        return rank_threshold(prob, top_share(rule))
     if rule == "reals":
         real = prob[y == 0]
         return float(np.quantile(real, reals)) + 1e-9 if len(real) else 0.5

@@ -150,12 +150,12 @@ def fold_metrics(y: np.ndarray, scores: np.ndarray, media: np.ndarray, threshold
 def fold_threshold(fold_list: list[Fold], scores: list[np.ndarray], y_all: np.ndarray, i: int, rule: str = "max_f1",
                    reals: float = 0.9) -> float:
     """Fold ``i``'s threshold, never from its own labels: ``max_f1`` or ``reals`` chosen on the other folds' held-out
-    scores (``evaluate.threshold_of``), or ``top:q``, the rank rule inference offers: the fold's own scores' (1 - q)
-    quantile, so its most suspicious share q is called fake (its scores, not its labels)."""
-    from .evaluate import rank_quantile, threshold_of
+    scores (``evaluate.threshold_of``), or ``top:q``, the rank rule inference offers, on the fold's own scores (its
+    most suspicious share q is called fake; the rule reads no labels)."""
+    from .evaluate import is_rank_rule, threshold_of
 
-    if str(rule).startswith("top:"):
-        return rank_quantile(scores[i], rule)
+    if is_rank_rule(rule):
+        return threshold_of(scores[i], y_all[fold_list[i].test], rule)
     others = [j for j in range(len(fold_list)) if j != i]
     oy = np.concatenate([y_all[fold_list[j].test] for j in others]) if others else y_all[fold_list[i].test]
     os_ = np.concatenate([scores[j] for j in others]) if others else scores[i]
@@ -167,7 +167,7 @@ def evaluate(fold_list: list[Fold], scores: list[np.ndarray], files: pd.DataFram
     """Per-fold table (with each counted fold's AUC interval) and summary (mean and worst over folds with enough
     fakes, each with its interval; the final threshold) from each fold's held-out scores (aligned with
     ``fold.test``); thresholds by ``rule`` (``fold_threshold``)."""
-    from .evaluate import rank_quantile, threshold_of
+    from .evaluate import threshold_of
 
     y_all, origin = files["label"].to_numpy(), files["origin"].astype(str).to_numpy()
     media = files["media"].astype(str).to_numpy()
@@ -184,7 +184,7 @@ def evaluate(fold_list: list[Fold], scores: list[np.ndarray], files: pd.DataFram
     table = pd.DataFrame(rows)
     all_y = np.concatenate([y_all[f.test] for f in fold_list])
     all_s = np.concatenate(scores)
-    threshold = rank_quantile(all_s, rule) if str(rule).startswith("top:") else threshold_of(all_s, all_y, rule, reals)
+    threshold = threshold_of(all_s, all_y, rule, reals)
     summary = summarise(table, fold_list, scores, files, n_boot)
     summary.update(threshold=threshold, oof_f1=macro_f1(all_y, (all_s >= threshold).astype(int)), rule=rule)
     return table, summary
